@@ -1,0 +1,44 @@
+# One entry point for humans: `make run` and `make test` on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+BOOKREC := $(VENV)/bin/bookrec
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install run test lint format bench clean
+
+$(UV):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --inexact
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the locked dependencies
+
+run: install ## migrate, load demo data when empty, train when no model is active, serve on :8000
+	$(BOOKREC) db upgrade
+	$(BOOKREC) data demo
+	$(BOOKREC) train --if-missing
+	$(BOOKREC) serve
+
+test: install ## the whole test suite (SQLite and PostgreSQL)
+	$(VENV)/bin/pytest -q
+
+lint: install ## ruff, mypy and the architecture contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install ## benchmarks (ratios against floors measured in the same run)
+	$(VENV)/bin/python -m benchmarks.import_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

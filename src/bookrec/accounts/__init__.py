@@ -1,0 +1,1 @@
+"""Readers (and, later, accounts that log in)."""

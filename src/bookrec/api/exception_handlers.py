@@ -1,0 +1,81 @@
+"""Every error leaves as RFC 9457 problem+json, with the request id to quote in a report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bookrec.errors import BookrecError
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://bookrec.dev/problems/"
+log = structlog.get_logger(__name__)
+
+
+def problem(
+    request: Request, status: int, title: str, detail: str, slug: str, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+        **extra,
+    }
+    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON)
+
+
+async def _bookrec_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BookrecError)
+    return problem(request, exc.status, exc.title, exc.detail, exc.type_slug, **exc.extra)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(part) for part in error["loc"]),
+            "message": error["msg"],
+            **({"input": error["input"]} if "input" in error and error["loc"][0] != "body" else {}),
+        }
+        for error in exc.errors()
+    ]
+    first = errors[0] if errors else {"field": "?", "message": "invalid"}
+    detail = f"{first['field']}: {first['message']}"
+    return problem(request, 422, "Invalid request", detail, "invalid-request", errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+    response = problem(
+        request, exc.status_code, titles.get(exc.status_code, "HTTP error"),
+        str(exc.detail), f"http-{exc.status_code}",
+    )
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path)
+    return problem(
+        request, 500, "Internal error",
+        "the server failed to handle this request; quote the request id when reporting it",
+        "internal",
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(BookrecError, _bookrec_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,61 @@
+"""Books and tags: browse, search, look up."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from bookrec.api.deps import PageDep, SessionDep
+from bookrec.api.schemas import Page
+from bookrec.catalog import service
+from bookrec.catalog.schemas import BookDetail, BookSummary, TagOut
+
+router = APIRouter(tags=["books"])
+
+BookId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The data set's book id")]
+
+
+@router.get("/books", summary="Browse and search books")
+def list_books(
+    session: SessionDep,
+    page: PageDep,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Words in title or author")
+    ] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="Exact tag name")] = None,
+    language: Annotated[
+        str | None, Query(max_length=16, description="Language code, e.g. eng or en-US")
+    ] = None,
+    year_min: Annotated[int | None, Query(ge=-5000, le=2100)] = None,
+    year_max: Annotated[int | None, Query(ge=-5000, le=2100)] = None,
+) -> Page[BookSummary]:
+    books, total = service.search_books(
+        session,
+        service.BookQuery(q=q, tag=tag, language=language, year_min=year_min, year_max=year_max),
+        page.offset,
+        page.size,
+    )
+    return Page(
+        items=[BookSummary.model_validate(b) for b in books],
+        page=page.page, size=page.size, total=total,
+    )
+
+
+@router.get("/books/{book_id}", summary="One book, with its authors and tags")
+def get_book(session: SessionDep, book_id: BookId) -> BookDetail:
+    book, tags = service.get_book(session, book_id)
+    return BookDetail.of(book, tags)
+
+
+@router.get("/tags", summary="Tags, most used first")
+def list_tags(
+    session: SessionDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Part of a tag name")] = None,
+) -> Page[TagOut]:
+    rows, total = service.list_tags(session, q, page.offset, page.size)
+    return Page(
+        items=[TagOut(tag_id=t, name=n, book_count=c) for t, n, c in rows],
+        page=page.page, size=page.size, total=total,
+    )

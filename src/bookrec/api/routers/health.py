@@ -1,0 +1,48 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from bookrec.api.deps import StateDep
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/health/live", summary="The process is up")
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", summary="Ready to serve: database reachable and a model loaded")
+def ready(state: StateDep) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    healthy = True
+    try:
+        with state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = {"status": "ok", "backend": state.engine.dialect.name}
+    except Exception as exc:  # any failure to reach the database means not ready
+        healthy = False
+        checks["database"] = {"status": "error", "error": type(exc).__name__}
+    loaded = state.models.current()
+    if loaded is None:
+        healthy = False
+        checks["model"] = {"status": "error", "error": state.models.last_error or "no active model"}
+    else:
+        checks["model"] = {
+            "status": "ok" if state.models.last_error is None else "degraded",
+            "version": loaded.version,
+            "algo": loaded.algo,
+            **({"error": state.models.last_error} if state.models.last_error else {}),
+        }
+    body = {
+        "status": "ready" if healthy else "not_ready",
+        "model_version": loaded.version if loaded else None,
+        "checks": checks,
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)

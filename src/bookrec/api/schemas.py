@@ -1,0 +1,31 @@
+"""Shapes shared by every router: pages and problem details."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 100
+MAX_K = 100
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    page: int = Field(description="1-based page number")
+    size: int = Field(description="Items per page (at most 100)")
+    total: int = Field(description="Items matching, over all pages")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, object]] | None = None

@@ -1,0 +1,19 @@
+"""What the lifespan builds once per worker and every request shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bookrec.config import Settings
+from bookrec.serving.engine import ModelStore
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    models: ModelStore

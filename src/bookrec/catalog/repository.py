@@ -1,0 +1,169 @@
+"""SQL of the catalog: bulk upserts used by import, and the queries the API pages through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Select, and_, delete, func, or_, select, tuple_
+
+from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
+from bookrec.db.upsert import upsert
+
+books_table = Book.__table__
+authors_table = Author.__table__
+book_authors_table = BookAuthor.__table__
+tags_table = Tag.__table__
+book_tags_table = BookTag.__table__
+
+
+def known_book_ids(connection: Connection) -> np.ndarray:
+    """Sorted ids of every book in the catalog."""
+    ids = connection.execute(select(Book.book_id).order_by(Book.book_id)).scalars().all()
+    return np.asarray(ids, dtype=np.int64)
+
+
+def goodreads_to_book_ids(connection: Connection) -> dict[int, int]:
+    rows = connection.execute(
+        select(Book.goodreads_book_id, Book.book_id).where(Book.goodreads_book_id.is_not(None))
+    )
+    return {int(g): int(b) for g, b in rows}
+
+
+def upsert_books(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert or update books; `updated_at` moves only for books whose values changed."""
+    if not rows:
+        return 0
+    columns = [c for c in rows[0] if c != "book_id"]
+    return upsert(
+        connection, books_table, rows, keys=["book_id"], update=columns,
+        touch={"updated_at": func.now()},
+    )
+
+
+def sync_book_authors(connection: Connection, authors_by_book: dict[int, list[str]]) -> int:
+    """Make each listed book's authors exactly `authors_by_book[book]` (order kept)."""
+    names = sorted({name for names in authors_by_book.values() for name in names})
+    upsert(connection, authors_table, [{"name": n} for n in names], keys=["name"], update=[])
+    author_ids = {n: i for n, i in connection.execute(select(Author.name, Author.author_id))}
+    wanted = {
+        (book_id, author_ids[name]): position
+        for book_id, book_names in authors_by_book.items()
+        for position, name in enumerate(book_names)
+    }
+    existing = {
+        (b, a): p
+        for b, a, p in connection.execute(
+            select(BookAuthor.book_id, BookAuthor.author_id, BookAuthor.position)
+        )
+        if b in authors_by_book
+    }
+    stale = [key for key in existing if key not in wanted]
+    for start in range(0, len(stale), 500):
+        connection.execute(
+            delete(book_authors_table).where(
+                tuple_(book_authors_table.c.book_id, book_authors_table.c.author_id).in_(
+                    stale[start : start + 500]
+                )
+            )
+        )
+    changed = [
+        {"book_id": b, "author_id": a, "position": p}
+        for (b, a), p in wanted.items()
+        if existing.get((b, a)) != p
+    ]
+    upsert(connection, book_authors_table, changed, keys=["book_id", "author_id"])
+    return len(stale) + len(changed)
+
+
+def upsert_tags(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    return upsert(connection, tags_table, rows, keys=["tag_id"])
+
+
+def sync_book_tags(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Make the tags of every book in `rows` exactly those rows (with their counts)."""
+    books = {row["book_id"] for row in rows}
+    wanted = {(row["book_id"], row["tag_id"]) for row in rows}
+    existing = [
+        (b, t)
+        for b, t in connection.execute(select(BookTag.book_id, BookTag.tag_id))
+        if b in books and (b, t) not in wanted
+    ]
+    for start in range(0, len(existing), 500):
+        connection.execute(
+            delete(book_tags_table).where(
+                tuple_(book_tags_table.c.book_id, book_tags_table.c.tag_id).in_(
+                    existing[start : start + 500]
+                )
+            )
+        )
+    return len(existing) + upsert(
+        connection, book_tags_table, rows, keys=["book_id", "tag_id"], batch_size=5000
+    )
+
+
+def known_tag_ids(connection: Connection) -> set[int]:
+    return set(connection.execute(select(Tag.tag_id)).scalars())
+
+
+# ---------------------------------------------------------------------------------------------
+# browsing
+
+def book_search_query(
+    q: str | None = None,
+    tag: str | None = None,
+    language: str | None = None,
+    year_min: int | None = None,
+    year_max: int | None = None,
+) -> Select[tuple[Book]]:
+    """Books matching a text query (title, original title or author) and filters."""
+    query = select(Book)
+    conditions = []
+    if q:
+        pattern = f"%{_escape_like(q.lower())}%"
+        conditions.append(
+            or_(
+                func.lower(Book.title).like(pattern, escape="\\"),
+                func.lower(Book.original_title).like(pattern, escape="\\"),
+                func.lower(Book.authors).like(pattern, escape="\\"),
+            )
+        )
+    if tag:
+        conditions.append(
+            Book.book_id.in_(
+                select(BookTag.book_id).join(Tag, Tag.tag_id == BookTag.tag_id).where(Tag.name == tag)
+            )
+        )
+    if language:
+        conditions.append(Book.language_code == language)
+    if year_min is not None:
+        conditions.append(Book.original_publication_year >= year_min)
+    if year_max is not None:
+        conditions.append(Book.original_publication_year <= year_max)
+    if conditions:
+        query = query.where(and_(*conditions))
+    return query
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def tags_of_books(connection: Connection, book_ids: Iterable[int], limit: int = 10) -> dict[int, list[str]]:
+    """The most-used tag names of each book, most used first."""
+    ids = list(book_ids)
+    if not ids:
+        return {}
+    rows = connection.execute(
+        select(BookTag.book_id, Tag.name)
+        .join(Tag, Tag.tag_id == BookTag.tag_id)
+        .where(BookTag.book_id.in_(ids))
+        .order_by(BookTag.book_id, BookTag.count.desc(), Tag.name)
+    )
+    result: dict[int, list[str]] = {}
+    for book_id, name in rows:
+        names = result.setdefault(book_id, [])
+        if len(names) < limit:
+            names.append(name)
+    return result

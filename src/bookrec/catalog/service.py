@@ -1,0 +1,99 @@
+"""Catalog rules the edges call: browsing, search and lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from bookrec.catalog import repository
+from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
+from bookrec.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class BookQuery:
+    q: str | None = None
+    tag: str | None = None
+    language: str | None = None
+    year_min: int | None = None
+    year_max: int | None = None
+
+    def check(self) -> None:
+        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+            raise InvalidInput(
+                f"year_min ({self.year_min}) is after year_max ({self.year_max})", field="year_min"
+            )
+
+
+def search_books(session: Session, query: BookQuery, offset: int, limit: int) -> tuple[list[Book], int]:
+    """A page of matching books, most rated first, and the total number that match."""
+    query.check()
+    statement = repository.book_search_query(
+        query.q, query.tag, query.language, query.year_min, query.year_max
+    )
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    books = session.scalars(
+        statement.order_by(Book.ratings_count.desc().nulls_last(), Book.book_id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(books), int(total)
+
+
+def get_book(session: Session, book_id: int) -> tuple[Book, list[str]]:
+    book = session.scalars(
+        select(Book)
+        .where(Book.book_id == book_id)
+        .options(selectinload(Book.author_links).joinedload(BookAuthor.author))
+    ).one_or_none()
+    if book is None:
+        raise NotFound("book", book_id)
+    tags = repository.tags_of_books(session.connection(), [book_id]).get(book_id, [])
+    return book, tags
+
+
+def books_by_id(session: Session, book_ids: Sequence[int]) -> dict[int, Book]:
+    if not book_ids:
+        return {}
+    rows = session.scalars(select(Book).where(Book.book_id.in_(list(book_ids)))).all()
+    return {book.book_id: book for book in rows}
+
+
+def list_tags(session: Session, q: str | None, offset: int, limit: int) -> tuple[list[tuple[int, str, int]], int]:
+    """Tags with how many books carry each, most used first."""
+    counts = (
+        select(BookTag.tag_id, func.count().label("book_count"))
+        .group_by(BookTag.tag_id)
+        .subquery()
+    )
+    statement = select(Tag.tag_id, Tag.name, func.coalesce(counts.c.book_count, 0)).outerjoin(
+        counts, counts.c.tag_id == Tag.tag_id
+    )
+    if q:
+        statement = statement.where(func.lower(Tag.name).contains(q.lower(), autoescape=True))
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    rows = session.execute(
+        statement.order_by(func.coalesce(counts.c.book_count, 0).desc(), Tag.name)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return [(int(r[0]), str(r[1]), int(r[2])) for r in rows], int(total)
+
+
+def tag_ids_named(session: Session, names: Sequence[str]) -> list[int]:
+    """Ids of tags with these exact names; an unknown name is a 404 naming it."""
+    found = dict(session.execute(select(Tag.name, Tag.tag_id).where(Tag.name.in_(list(names)))).tuples())
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise NotFound("tag", missing[0])
+    return [found[n] for n in names]
+
+
+def author_ids_named(session: Session, names: Sequence[str]) -> list[int]:
+    """Ids of authors with these exact names (unknown names match nothing)."""
+    if not names:
+        return []
+    return list(session.scalars(select(Author.author_id).where(Author.name.in_(list(names)))))

@@ -1,0 +1,1 @@
+"""The `bookrec` command line."""

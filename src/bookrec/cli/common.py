@@ -1,0 +1,92 @@
+"""What every command shares: settings, the engine, console output and clean failures."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from bookrec.config import Settings, load_settings
+from bookrec.db.engine import make_engine
+from bookrec.errors import BookrecError
+
+console = Console(stderr=True)
+out = Console()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"bad setting: {problems}")
+
+
+def engine(config: Settings | None = None) -> Engine:
+    config = config or settings()
+    return make_engine(config.sqlalchemy_url, hide_parameters=True)
+
+
+def fail(message: str, code: int = 1) -> Any:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def user_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Turn bookrec errors and unreachable databases into a message and exit code 1."""
+
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except BookrecError as exc:
+            return fail(exc.detail)  # type: ignore[no-any-return]
+        except OperationalError as exc:
+            return fail(f"database error: {exc.orig}")  # type: ignore[no-any-return]
+
+    return wrapper
+
+
+def interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def byte_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback: a rich bar on a terminal, a line per file otherwise."""
+    if not interactive():
+        reported: set[str] = set()
+
+        def plain(stage: str, done: int, total: int) -> None:
+            if done >= total and stage not in reported:
+                reported.add(stage)
+                console.print(f"{stage}: done", highlight=False)
+
+        yield plain
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        yield update

@@ -1,0 +1,25 @@
+"""The `bookrec` command: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from bookrec.cli import data, db
+from bookrec.cli.recommend import recommend
+from bookrec.cli.serve import serve
+from bookrec.cli.train import train
+
+app = typer.Typer(
+    name="bookrec",
+    help="Book recommendations: import data, train, evaluate, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(data.app, name="data")
+app.command()(train)
+app.command()(recommend)
+app.command()(serve)
+
+if __name__ == "__main__":
+    app()

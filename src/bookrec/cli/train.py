@@ -1,0 +1,59 @@
+"""`bookrec train`: fit a recommender on the database and register the version."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from bookrec.cli.common import console, engine, fail, out, settings, user_errors
+from bookrec.recsys.registry import ALGORITHMS, DEFAULT_ALGO
+from bookrec.training.registry import Registry
+from bookrec.training.service import train as train_model
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`--param key=value` pairs; values are read as JSON when they parse, else as text."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--param wants key=value, got {pair!r}", code=2)
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+@user_errors
+def train(
+    algo: str = typer.Option(
+        None, help=f"Algorithm: {', '.join(sorted(ALGORITHMS))} (default: the best, {DEFAULT_ALGO})"
+    ),
+    param: list[str] = typer.Option([], "--param", help="Hyper-parameter as key=value; repeatable"),
+    activate: bool = typer.Option(True, help="Make the new version the active one"),
+    if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if a model is active"),
+    as_json: bool = typer.Option(False, "--json", help="Print the version as JSON"),
+) -> None:
+    """Train a model on everything in the database and register it as a new version."""
+    config = settings()
+    registry = Registry(config.models_dir)
+    if if_missing and registry.active() is not None:
+        console.print(f"model version {registry.active_version()} is active: not training", highlight=False)
+        return
+    version = train_model(
+        engine(config), registry, algo, parse_params(param), activate=activate,
+        progress=lambda message: console.print(message, highlight=False),
+    )
+    if as_json:
+        out.print_json(json.dumps({"version": version.version, **version.info}))
+    else:
+        data = version.info["data"]
+        console.print(
+            f"trained {version.algo} version {version.version} on {data['ratings']:,} ratings by "
+            f"{data['readers']:,} readers over {data['books']:,} books "
+            f"in {version.info['timings_s']['total']:.1f}s",
+            highlight=False,
+        )

@@ -1,0 +1,11 @@
+"""Import every ORM model so `Base.metadata` is complete (for Alembic and tests)."""
+
+from bookrec.accounts.models import Reader
+from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
+from bookrec.db.base import Base
+from bookrec.interactions.models import Dataset, Event, Rating, ShelfItem
+
+__all__ = [
+    "Author", "Base", "Book", "BookAuthor", "BookTag", "Dataset", "Event", "Rating", "Reader",
+    "ShelfItem", "Tag",
+]

@@ -1,0 +1,68 @@
+"""The error family every layer raises; the API maps it to RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BookrecError(Exception):
+    """Base of every error bookrec means to show to a user."""
+
+    status = 500
+    title = "Internal error"
+    type_slug = "internal"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(BookrecError):
+    status = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+    def __init__(self, what: str, identifier: object) -> None:
+        super().__init__(f"{what} {identifier} does not exist", resource=what, id=identifier)
+
+
+class Conflict(BookrecError):
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class InvalidInput(BookrecError):
+    status = 422
+    title = "Invalid input"
+    type_slug = "invalid-input"
+
+
+class ImportFailed(InvalidInput):
+    """A data file has a bad value; names the file, the line (header = 1), the column and value."""
+
+    title = "Import failed"
+    type_slug = "import-failed"
+
+    def __init__(
+        self, file: str, line: int | None, column: str | None, value: object, reason: str
+    ) -> None:
+        where = file if line is None else f"{file}, line {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        shown = "" if value is None else f": {value!r}"
+        super().__init__(
+            f"{where}{shown}: {reason}", file=file, line=line, column=column, value=value
+        )
+        self.file = file
+        self.line = line
+        self.column = column
+        self.value = value
+        self.reason = reason
+
+
+class ModelUnavailable(BookrecError):
+    status = 503
+    title = "No model available"
+    type_slug = "model-unavailable"

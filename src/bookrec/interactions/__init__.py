@@ -1,0 +1,1 @@
+"""What readers did with books: ratings, the to-read shelf, events, and data set imports."""

@@ -1,0 +1,1 @@
+"""The maths of recommendation, pure: numpy/scipy only, nothing from the rest of bookrec."""

@@ -1,0 +1,28 @@
+"""Which recommenders exist, by the name the CLI and API use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bookrec.recsys.base import Recommender
+from bookrec.recsys.popularity import PopularityConfig, PopularityRecommender
+
+ALGORITHMS: dict[str, type[Any]] = {"popularity": PopularityRecommender}
+DEFAULT_ALGO = "popularity"
+
+
+def build(algo: str, params: dict[str, Any] | None = None) -> Recommender:
+    """A fresh, unfitted recommender; raises ValueError for an unknown name or bad params."""
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(sorted(ALGORITHMS))}")
+    if algo == "popularity":
+        return PopularityRecommender(PopularityConfig(**(params or {})))
+    raise ValueError(f"no builder for {algo!r}")
+
+
+def load(algo: str, directory: Path) -> Recommender:
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo!r} in artifact {directory}")
+    model: Recommender = ALGORITHMS[algo].load(directory)
+    return model

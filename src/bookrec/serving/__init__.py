@@ -1,0 +1,1 @@
+"""The active model in memory, answering requests."""

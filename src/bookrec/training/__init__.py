@@ -1,0 +1,1 @@
+"""Building training data from the database, training models, and the model registry."""

@@ -1,0 +1,121 @@
+"""Read interactions and catalog facts out of the database as arrays, fast.
+
+The model's user space is the internal `reader_id`: imported readers and API accounts alike.
+PostgreSQL streams with `COPY ... TO STDOUT`; SQLite is read in large `fetchmany` batches.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import Connection, func, select
+
+from bookrec.catalog.models import Book, BookAuthor, BookTag
+from bookrec.interactions.models import Rating
+from bookrec.recsys.data import Catalog, IdMap, Interactions
+
+FETCH_ROWS = 500_000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a model was trained on."""
+
+    interactions: Interactions
+    catalog: Catalog
+
+    def summary(self) -> dict[str, int | None]:
+        timestamps = self.interactions.timestamp
+        has_time = timestamps is not None and len(timestamps) and (timestamps >= 0).any()
+        return {
+            "ratings": len(self.interactions),
+            "readers": len(self.interactions.users),
+            "books": len(self.catalog.items),
+            "newest_timestamp": int(timestamps.max()) if has_time and timestamps is not None else None,
+        }
+
+
+def load_snapshot(connection: Connection) -> Snapshot:
+    catalog = load_catalog(connection)
+    return Snapshot(load_interactions(connection, catalog.items), catalog)
+
+
+def load_interactions(connection: Connection, items: IdMap) -> Interactions:
+    """All ratings as arrays (reader_id, book_id, rating, rated_at; -1 for unknown times)."""
+    if connection.dialect.name == "postgresql":
+        columns = _copy_out(
+            connection,
+            "SELECT reader_id, book_id, rating, coalesce(rated_at, -1) FROM ratings",
+        )
+    else:
+        columns = _fetch_columns(
+            connection,
+            select(Rating.reader_id, Rating.book_id, Rating.rating,
+                   func.coalesce(Rating.rated_at, -1)),
+        )
+    readers, books, ratings, times = columns
+    has_time = bool(len(times)) and bool((times >= 0).any())
+    return Interactions.from_ids(
+        readers, books, ratings.astype(np.float32), times if has_time else None, items=items
+    )
+
+
+def _copy_out(connection: Connection, query: str) -> list[np.ndarray]:
+    raw = connection.connection.driver_connection
+    buffer = io.BytesIO()
+    with raw.cursor() as cursor, cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:  # type: ignore[union-attr]
+        for chunk in copy:
+            buffer.write(chunk)
+    buffer.seek(0)
+    if buffer.getbuffer().nbytes == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in range(4)]
+    table = pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=["a", "b", "c", "d"]),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.int64() for c in "abcd"}),
+    )
+    return [table.column(c).to_numpy() for c in "abcd"]
+
+
+def _fetch_columns(connection: Connection, query: object) -> list[np.ndarray]:
+    result = connection.execute(query)  # type: ignore[call-overload]
+    parts: list[np.ndarray] = []
+    while rows := result.fetchmany(FETCH_ROWS):
+        parts.append(np.asarray(rows, dtype=np.int64))
+    if not parts:
+        return [np.zeros(0, dtype=np.int64) for _ in range(4)]
+    stacked = np.concatenate(parts)
+    return [stacked[:, i] for i in range(stacked.shape[1])]
+
+
+def load_catalog(connection: Connection) -> Catalog:
+    """Books with the facts filters use: year, language, authors, tags."""
+    rows = connection.execute(
+        select(Book.book_id, Book.original_publication_year, Book.language_code).order_by(Book.book_id)
+    ).all()
+    items = IdMap(np.asarray([r[0] for r in rows], dtype=np.int64))
+    year = np.asarray([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float32)
+    language = np.asarray([r[2] or "" for r in rows], dtype="<U16")
+    author_indptr, author_ids = _csr(
+        connection.execute(select(BookAuthor.book_id, BookAuthor.author_id)).all(), items
+    )
+    tag_indptr, tag_ids = _csr(
+        connection.execute(select(BookTag.book_id, BookTag.tag_id)).all(), items
+    )
+    return Catalog(items, year, language, author_indptr, author_ids, tag_indptr, tag_ids)
+
+
+def _csr(pairs: list[tuple[int, int]] | list[object], items: IdMap) -> tuple[np.ndarray, np.ndarray]:
+    if not pairs:
+        return np.zeros(len(items) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    array = np.asarray(pairs, dtype=np.int64)
+    rows = items.index(array[:, 0])
+    keep = rows >= 0
+    rows, values = rows[keep], array[keep, 1]
+    order = np.lexsort((values, rows))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(items)))])
+    return indptr.astype(np.int64), values[order]

@@ -1,0 +1,3 @@
+"""Shared fixtures: databases (SQLite and a real PostgreSQL), data sets, settings."""
+
+pytest_plugins = ["tests.fixtures.database", "tests.fixtures.datasets"]
