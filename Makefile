@@ -24,7 +24,7 @@ run: install ## migrate, load demo data when empty, train when no model is activ
 	$(BOOKREC) train --if-missing
 	$(BOOKREC) serve
 
-test: install ## the whole test suite (SQLite and PostgreSQL)
+test: lint ## lint, then the whole test suite (SQLite and PostgreSQL)
 	$(VENV)/bin/pytest -q
 
 lint: install ## ruff, mypy and the architecture contracts

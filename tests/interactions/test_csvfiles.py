@@ -53,7 +53,12 @@ def test_bad_value_names_line_column_value(
     with pytest.raises(ImportFailed) as caught:
         read_all(ratings_file(tmp_path, body))
     error = caught.value
-    assert (error.file, error.line, error.column, error.value) == ("ratings.csv", line, column, value)
+    assert (error.file, error.line, error.column, error.value) == (
+        "ratings.csv",
+        line,
+        column,
+        value,
+    )
     assert reason in error.reason
 
 
@@ -68,8 +73,12 @@ def test_line_numbers_hold_across_blocks(tmp_path: Path) -> None:
 
 
 def test_blocks_keep_every_row_and_raw_bytes(tmp_path: Path) -> None:
-    rows = [f"{u},{b},{1 + (u * b) % 5},{1_500_000_000 + u}" for u in range(1, 50) for b in range(1, 9)]
-    path = ratings_file(tmp_path, "\r\n".join(rows) + "\r\n\r\n\n", header="user_id,book_id,rating,timestamp")
+    rows = [
+        f"{u},{b},{1 + (u * b) % 5},{1_500_000_000 + u}" for u in range(1, 50) for b in range(1, 9)
+    ]
+    path = ratings_file(
+        tmp_path, "\r\n".join(rows) + "\r\n\r\n\n", header="user_id,book_id,rating,timestamp"
+    )
     source = open_block_file(path, RATINGS)
     blocks = list(iter_blocks(source, RATINGS, KNOWN_BOOKS, block_bytes=100))
     assert len(blocks) > 5
@@ -86,7 +95,9 @@ def test_extra_columns_are_ignored_and_order_is_free(tmp_path: Path) -> None:
 
 
 def test_missing_required_column(tmp_path: Path) -> None:
-    with pytest.raises(ImportFailed, match=r"ratings.csv, line 1, column 'rating'.*required column"):
+    with pytest.raises(
+        ImportFailed, match=r"ratings.csv, line 1, column 'rating'.*required column"
+    ):
         open_block_file(ratings_file(tmp_path, "1,2\n", header="user_id,book_id"), RATINGS)
 
 
@@ -103,7 +114,11 @@ def test_books_rows_are_checked(tmp_path: Path) -> None:
         rows.extend(read_rows(path, BOOK_COLUMNS))
     assert rows[0][1]["original_publication_year"] == 1965
     assert rows[1][1]["title"] == "Book, with comma" and rows[1][1]["authors"] is None
-    assert (caught.value.line, caught.value.column, caught.value.value) == (4, "original_publication_year", "12345")
+    assert (caught.value.line, caught.value.column, caught.value.value) == (
+        4,
+        "original_publication_year",
+        "12345",
+    )
 
 
 def test_series_and_authors_parsing() -> None:

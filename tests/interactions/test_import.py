@@ -11,8 +11,18 @@ from sqlalchemy import Engine, text
 from bookrec.errors import ImportFailed
 from bookrec.interactions.importer import import_directory
 
-TABLES = ["datasets", "books", "authors", "book_authors", "tags", "book_tags", "readers",
-          "ratings", "shelf", "events"]
+TABLES = [
+    "datasets",
+    "books",
+    "authors",
+    "book_authors",
+    "tags",
+    "book_tags",
+    "readers",
+    "ratings",
+    "shelf",
+    "events",
+]
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
@@ -50,13 +60,21 @@ def test_import_loads_every_file(engine: Engine, small_dataset: Path) -> None:
     assert count(engine, "readers") == 150
     with engine.connect() as connection:
         book = connection.execute(
-            text("SELECT title, series, original_publication_year, language_code FROM books "
-                 "WHERE book_id = 1")
+            text(
+                "SELECT title, series, original_publication_year, language_code FROM books "
+                "WHERE book_id = 1"
+            )
         ).one()
-        authors = connection.execute(
-            text("SELECT a.name FROM book_authors ba JOIN authors a USING (author_id) "
-                 "WHERE ba.book_id = 2 ORDER BY ba.position")
-        ).scalars().all()
+        authors = (
+            connection.execute(
+                text(
+                    "SELECT a.name FROM book_authors ba JOIN authors a USING (author_id) "
+                    "WHERE ba.book_id = 2 ORDER BY ba.position"
+                )
+            )
+            .scalars()
+            .all()
+        )
         synthetic = connection.execute(text("SELECT synthetic FROM datasets")).scalar_one()
     assert book == ("The Hunger Games (The Hunger Games, #1)", "The Hunger Games", 2008, "eng")
     assert authors == ["J.K. Rowling", "Mary GrandPré"]
@@ -103,7 +121,12 @@ def test_bad_rating_fails_with_location_and_keeps_nothing(
     with pytest.raises(ImportFailed) as caught:
         import_directory(engine, second)
     error = caught.value
-    assert (error.file, error.line, error.column, error.value) == ("ratings.csv", bad_line, "rating", 7)
+    assert (error.file, error.line, error.column, error.value) == (
+        "ratings.csv",
+        bad_line,
+        "rating",
+        7,
+    )
     assert f"ratings.csv, line {bad_line}, column 'rating'" in str(error)
     assert snapshot(engine) == before
 
@@ -125,8 +148,10 @@ def test_duplicate_pair_in_file_keeps_last_row(engine: Engine, small_dataset: Pa
     import_directory(engine, small_dataset)
     with engine.connect() as connection:
         stored = connection.execute(
-            text("SELECT r.rating FROM ratings r JOIN readers u USING (reader_id) "
-                 "WHERE u.external_id = :u AND r.book_id = :b"),
+            text(
+                "SELECT r.rating FROM ratings r JOIN readers u USING (reader_id) "
+                "WHERE u.external_id = :u AND r.book_id = :b"
+            ),
             {"u": int(first[0]), "b": int(first[1])},
         ).scalar_one()
     assert stored == 6 - int(first[2])
@@ -142,5 +167,9 @@ def test_synthetic_flag_is_recorded(engine: Engine, small_dataset: Path) -> None
 
 def test_movielens_imports(engine: Engine, movielens: Path) -> None:
     report = import_directory(engine, movielens)
-    assert count(engine, "ratings") == report.files["ratings.csv"] == csv_rows(movielens / "ratings.csv")
+    assert (
+        count(engine, "ratings")
+        == report.files["ratings.csv"]
+        == csv_rows(movielens / "ratings.csv")
+    )
     assert count(engine, "readers") == 671

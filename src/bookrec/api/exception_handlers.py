@@ -57,8 +57,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
     response = problem(
-        request, exc.status_code, titles.get(exc.status_code, "HTTP error"),
-        str(exc.detail), f"http-{exc.status_code}",
+        request,
+        exc.status_code,
+        titles.get(exc.status_code, "HTTP error"),
+        str(exc.detail),
+        f"http-{exc.status_code}",
     )
     if exc.headers:
         response.headers.update(exc.headers)
@@ -68,7 +71,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return problem(
-        request, 500, "Internal error",
+        request,
+        500,
+        "Internal error",
         "the server failed to handle this request; quote the request id when reporting it",
         "internal",
     )

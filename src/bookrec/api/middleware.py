@@ -16,10 +16,12 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline' "
-     b"https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-     b"frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline' "
+        b"https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+        b"frame-ancestors 'none'",
+    ),
 ]
 
 

@@ -9,13 +9,14 @@ import numpy as np
 from sqlalchemy import Connection, Select, and_, delete, func, or_, select, tuple_
 
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
+from bookrec.db.base import table_of
 from bookrec.db.upsert import upsert
 
-books_table = Book.__table__
-authors_table = Author.__table__
-book_authors_table = BookAuthor.__table__
-tags_table = Tag.__table__
-book_tags_table = BookTag.__table__
+books_table = table_of(Book)
+authors_table = table_of(Author)
+book_authors_table = table_of(BookAuthor)
+tags_table = table_of(Tag)
+book_tags_table = table_of(BookTag)
 
 
 def known_book_ids(connection: Connection) -> np.ndarray:
@@ -28,7 +29,7 @@ def goodreads_to_book_ids(connection: Connection) -> dict[int, int]:
     rows = connection.execute(
         select(Book.goodreads_book_id, Book.book_id).where(Book.goodreads_book_id.is_not(None))
     )
-    return {int(g): int(b) for g, b in rows}
+    return {int(row.goodreads_book_id or 0): int(row.book_id) for row in rows}
 
 
 def upsert_books(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
@@ -37,7 +38,11 @@ def upsert_books(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
         return 0
     columns = [c for c in rows[0] if c != "book_id"]
     return upsert(
-        connection, books_table, rows, keys=["book_id"], update=columns,
+        connection,
+        books_table,
+        rows,
+        keys=["book_id"],
+        update=columns,
         touch={"updated_at": func.now()},
     )
 
@@ -46,7 +51,8 @@ def sync_book_authors(connection: Connection, authors_by_book: dict[int, list[st
     """Make each listed book's authors exactly `authors_by_book[book]` (order kept)."""
     names = sorted({name for names in authors_by_book.values() for name in names})
     upsert(connection, authors_table, [{"name": n} for n in names], keys=["name"], update=[])
-    author_ids = {n: i for n, i in connection.execute(select(Author.name, Author.author_id))}
+    rows = connection.execute(select(Author.name, Author.author_id))
+    author_ids = {row.name: row.author_id for row in rows}
     wanted = {
         (book_id, author_ids[name]): position
         for book_id, book_names in authors_by_book.items()
@@ -110,13 +116,14 @@ def known_tag_ids(connection: Connection) -> set[int]:
 # ---------------------------------------------------------------------------------------------
 # browsing
 
+
 def book_search_query(
     q: str | None = None,
     tag: str | None = None,
     language: str | None = None,
     year_min: int | None = None,
     year_max: int | None = None,
-) -> Select[tuple[Book]]:
+) -> Select[Book]:
     """Books matching a text query (title, original title or author) and filters."""
     query = select(Book)
     conditions = []
@@ -132,7 +139,9 @@ def book_search_query(
     if tag:
         conditions.append(
             Book.book_id.in_(
-                select(BookTag.book_id).join(Tag, Tag.tag_id == BookTag.tag_id).where(Tag.name == tag)
+                select(BookTag.book_id)
+                .join(Tag, Tag.tag_id == BookTag.tag_id)
+                .where(Tag.name == tag)
             )
         )
     if language:
@@ -150,7 +159,9 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def tags_of_books(connection: Connection, book_ids: Iterable[int], limit: int = 10) -> dict[int, list[str]]:
+def tags_of_books(
+    connection: Connection, book_ids: Iterable[int], limit: int = 10
+) -> dict[int, list[str]]:
     """The most-used tag names of each book, most used first."""
     ids = list(book_ids)
     if not ids:

@@ -22,13 +22,19 @@ class BookQuery:
     year_max: int | None = None
 
     def check(self) -> None:
-        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+        if (
+            self.year_min is not None
+            and self.year_max is not None
+            and self.year_min > self.year_max
+        ):
             raise InvalidInput(
                 f"year_min ({self.year_min}) is after year_max ({self.year_max})", field="year_min"
             )
 
 
-def search_books(session: Session, query: BookQuery, offset: int, limit: int) -> tuple[list[Book], int]:
+def search_books(
+    session: Session, query: BookQuery, offset: int, limit: int
+) -> tuple[list[Book], int]:
     """A page of matching books, most rated first, and the total number that match."""
     query.check()
     statement = repository.book_search_query(
@@ -62,12 +68,12 @@ def books_by_id(session: Session, book_ids: Sequence[int]) -> dict[int, Book]:
     return {book.book_id: book for book in rows}
 
 
-def list_tags(session: Session, q: str | None, offset: int, limit: int) -> tuple[list[tuple[int, str, int]], int]:
+def list_tags(
+    session: Session, q: str | None, offset: int, limit: int
+) -> tuple[list[tuple[int, str, int]], int]:
     """Tags with how many books carry each, most used first."""
     counts = (
-        select(BookTag.tag_id, func.count().label("book_count"))
-        .group_by(BookTag.tag_id)
-        .subquery()
+        select(BookTag.tag_id, func.count().label("book_count")).group_by(BookTag.tag_id).subquery()
     )
     statement = select(Tag.tag_id, Tag.name, func.coalesce(counts.c.book_count, 0)).outerjoin(
         counts, counts.c.tag_id == Tag.tag_id
@@ -85,7 +91,8 @@ def list_tags(session: Session, q: str | None, offset: int, limit: int) -> tuple
 
 def tag_ids_named(session: Session, names: Sequence[str]) -> list[int]:
     """Ids of tags with these exact names; an unknown name is a 404 naming it."""
-    found = dict(session.execute(select(Tag.name, Tag.tag_id).where(Tag.name.in_(list(names)))).tuples())
+    rows = session.execute(select(Tag.name, Tag.tag_id).where(Tag.name.in_(list(names))))
+    found = {row.name: row.tag_id for row in rows}
     missing = [n for n in names if n not in found]
     if missing:
         raise NotFound("tag", missing[0])

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -41,7 +41,7 @@ def engine(config: Settings | None = None) -> Engine:
     return make_engine(config.sqlalchemy_url, hide_parameters=True)
 
 
-def fail(message: str, code: int = 1) -> Any:
+def fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -54,9 +54,9 @@ def user_errors(function: Callable[P, R]) -> Callable[P, R]:
         try:
             return function(*args, **kwargs)
         except BookrecError as exc:
-            return fail(exc.detail)  # type: ignore[no-any-return]
+            fail(exc.detail)
         except OperationalError as exc:
-            return fail(f"database error: {exc.orig}")  # type: ignore[no-any-return]
+            fail(f"database error: {exc.orig}")
 
     return wrapper
 
@@ -79,8 +79,12 @@ def byte_progress() -> Iterator[Callable[[str, int, int], None]]:
         yield plain
         return
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         tasks: dict[str, Any] = {}
 

@@ -47,8 +47,12 @@ def import_(
     started = time.perf_counter()
     with byte_progress() as progress:
         report = import_directory(
-            engine(), directory, name=name, synthetic=synthetic,
-            notes=SYNTHETIC_NOTE if synthetic else None, progress=progress,
+            engine(),
+            directory,
+            name=name,
+            synthetic=synthetic,
+            notes=SYNTHETIC_NOTE if synthetic else None,
+            progress=progress,
         )
     _print_report(report, time.perf_counter() - started, as_json)
 
@@ -57,7 +61,9 @@ def import_(
 @user_errors
 def synth_(
     catalog: Path = typer.Option(DEMO_CATALOG, help="Directory with books.csv (and book_tags.csv)"),
-    out_dir: Path = typer.Option(None, "--out", help="Write ratings.csv here (default: VAR/synthetic)"),
+    out_dir: Path = typer.Option(
+        None, "--out", help="Write ratings.csv here (default: VAR/synthetic)"
+    ),
     readers: int = typer.Option(synth.SynthConfig.readers, min=1, help="How many readers"),
     ratings: int = typer.Option(synth.SynthConfig.ratings, min=1, help="About how many ratings"),
     seed: int = typer.Option(synth.SynthConfig.seed, help="Random seed"),
@@ -66,17 +72,25 @@ def synth_(
     """Generate goodbooks-scale synthetic ratings over a real catalog (always labelled)."""
     config = settings()
     target = out_dir or config.var_dir / "synthetic"
-    path = _synthesise(catalog, target, synth.SynthConfig(readers=readers, ratings=ratings, seed=seed))
+    path = _synthesise(
+        catalog, target, synth.SynthConfig(readers=readers, ratings=ratings, seed=seed)
+    )
     if import_:
         started = time.perf_counter()
         with byte_progress() as progress:
             report = import_directory(
-                engine(config), target, name=f"synthetic (seed {seed})", synthetic=True,
-                notes=SYNTHETIC_NOTE, progress=progress,
+                engine(config),
+                target,
+                name=f"synthetic (seed {seed})",
+                synthetic=True,
+                notes=SYNTHETIC_NOTE,
+                progress=progress,
             )
         _print_report(report, time.perf_counter() - started, False)
     else:
-        console.print(f"import it with: bookrec data import {path.parent} --synthetic", highlight=False)
+        console.print(
+            f"import it with: bookrec data import {path.parent} --synthetic", highlight=False
+        )
 
 
 def _synthesise(catalog: Path, target: Path, config: synth.SynthConfig) -> Path:
@@ -129,7 +143,11 @@ def demo(
     started = time.perf_counter()
     with byte_progress() as progress:
         report = import_directory(
-            db, target, name="goodbooks-10k synthetic ratings", synthetic=True,
-            notes=SYNTHETIC_NOTE, progress=progress,
+            db,
+            target,
+            name="goodbooks-10k synthetic ratings",
+            synthetic=True,
+            notes=SYNTHETIC_NOTE,
+            progress=progress,
         )
     _print_report(report, time.perf_counter() - started, False)

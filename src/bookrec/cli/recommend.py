@@ -33,21 +33,25 @@ def _active_model() -> LoadedModel:
 
 @user_errors
 def recommend(
-    user: int = typer.Argument(None, help="The reader's data set user id (ratings.csv user_id)"),
+    user: int | None = typer.Argument(
+        None, help="The reader's data set user id (ratings.csv user_id)"
+    ),
     k: int = typer.Option(10, "--k", min=1, max=1000, help="How many books per reader"),
-    batch: Path = typer.Option(None, "--batch", help="CSV with a user_id column"),
-    out_path: Path = typer.Option(None, "--out", help="Where --batch writes user_id,book_id,rank,score"),
+    batch: Path | None = typer.Option(None, "--batch", help="CSV with a user_id column"),
+    out_path: Path | None = typer.Option(
+        None, "--out", help="Where --batch writes user_id,book_id,rank,score"
+    ),
     explain: bool = typer.Option(False, help="Show why each book is recommended"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Recommend books with the active model."""
-    if (user is None) == (batch is None):
-        fail("give either a USER id or --batch USERS.csv", code=2)
-    if batch is not None:
+    if batch is not None and user is None:
         if out_path is None:
             fail("--batch needs --out RECS.csv", code=2)
         _batch(batch, out_path, k)
         return
+    if user is None or batch is not None:
+        fail("give either a USER id or --batch USERS.csv", code=2)
     loaded = _active_model()
     db = engine()
     with db.connect() as connection:
@@ -56,31 +60,46 @@ def recommend(
             console.print(f"user {user} is not known: showing the cold-start list", highlight=False)
             history, shelf = ReaderHistory.empty(), None
         else:
-            history, shelf = activity.history_of(connection, reader), activity.shelf_of(connection, reader)
+            history, shelf = (
+                activity.history_of(connection, reader),
+                activity.shelf_of(connection, reader),
+            )
         picks = loaded.model.recommend(history, k, exclude=shelf)
         titles = {
-            b.book_id: b for b in connection.execute(
+            b.book_id: b
+            for b in connection.execute(
                 Book.__table__.select().where(Book.book_id.in_([p.book_id for p in picks]))
             )
         }
     rows = [
         {
-            "rank": rank, "book_id": p.book_id, "title": titles[p.book_id].title,
-            "authors": titles[p.book_id].authors, "score": round(p.score, 6),
+            "rank": rank,
+            "book_id": p.book_id,
+            "title": titles[p.book_id].title,
+            "authors": titles[p.book_id].authors,
+            "score": round(p.score, 6),
             **({"reasons": loaded.model.explain(history, p.book_id)} if explain else {}),
         }
-        for rank, p in enumerate(picks, start=1) if p.book_id in titles
+        for rank, p in enumerate(picks, start=1)
+        if p.book_id in titles
     ]
     if as_json:
-        out.print_json(json.dumps({"user_id": user, "model_version": loaded.version, "items": rows}))
+        out.print_json(
+            json.dumps({"user_id": user, "model_version": loaded.version, "items": rows})
+        )
         return
     table = Table(title=f"user {user} — model {loaded.version} ({loaded.algo})")
-    for column in ("rank", "book_id", "title", "authors", "score", *(["reasons"] if explain else [])):
+    for column in (
+        "rank",
+        "book_id",
+        "title",
+        "authors",
+        "score",
+        *(["reasons"] if explain else []),
+    ):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(
-            "; ".join(v) if isinstance(v, list) else str(v) for v in row.values()
-        ))
+        table.add_row(*("; ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
     out.print(table)
 
 
@@ -88,9 +107,10 @@ def _batch(users_csv: Path, out_path: Path, k: int) -> None:
     started = time.perf_counter()
     try:
         table = pacsv.read_csv(
-            users_csv, convert_options=pacsv.ConvertOptions(
+            users_csv,
+            convert_options=pacsv.ConvertOptions(
                 include_columns=["user_id"], column_types={"user_id": pa.int64()}
-            )
+            ),
         )
     except (pa.ArrowInvalid, FileNotFoundError, KeyError) as exc:
         fail(f"{users_csv}: needs a user_id column of integers ({exc})")
@@ -114,12 +134,14 @@ def _batch(users_csv: Path, out_path: Path, k: int) -> None:
     with temporary.open("wb") as handle:
         handle.write(b"user_id,book_id,rank,score\n")
         pacsv.write_csv(
-            pa.table({
-                "user_id": pa.array(out_user, pa.int64()),
-                "book_id": pa.array(out_book, pa.int64()),
-                "rank": pa.array(out_rank, pa.int32()),
-                "score": pa.array(out_score, pa.float64()),
-            }),
+            pa.table(
+                {
+                    "user_id": pa.array(out_user, pa.int64()),
+                    "book_id": pa.array(out_book, pa.int64()),
+                    "rank": pa.array(out_rank, pa.int32()),
+                    "score": pa.array(out_score, pa.float64()),
+                }
+            ),
             handle,
             write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"),
         )

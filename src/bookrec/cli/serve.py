@@ -11,7 +11,9 @@ from bookrec.cli.common import settings
 def serve(
     host: str = typer.Option(None, help="Bind address (default BOOKREC_HOST or 127.0.0.1)"),
     port: int = typer.Option(None, min=1, max=65535, help="Port (default BOOKREC_PORT or 8000)"),
-    workers: int = typer.Option(None, min=1, max=64, help="Worker processes (default BOOKREC_WORKERS or 1)"),
+    workers: int = typer.Option(
+        None, min=1, max=64, help="Worker processes (default BOOKREC_WORKERS or 1)"
+    ),
 ) -> None:
     """Serve the API and its docs (/docs)."""
     config = settings()

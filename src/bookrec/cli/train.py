@@ -41,10 +41,16 @@ def train(
     config = settings()
     registry = Registry(config.models_dir)
     if if_missing and registry.active() is not None:
-        console.print(f"model version {registry.active_version()} is active: not training", highlight=False)
+        console.print(
+            f"model version {registry.active_version()} is active: not training", highlight=False
+        )
         return
     version = train_model(
-        engine(config), registry, algo, parse_params(param), activate=activate,
+        engine(config),
+        registry,
+        algo,
+        parse_params(param),
+        activate=activate,
         progress=lambda message: console.print(message, highlight=False),
     )
     if as_json:

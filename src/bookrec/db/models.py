@@ -6,6 +6,15 @@ from bookrec.db.base import Base
 from bookrec.interactions.models import Dataset, Event, Rating, ShelfItem
 
 __all__ = [
-    "Author", "Base", "Book", "BookAuthor", "BookTag", "Dataset", "Event", "Rating", "Reader",
-    "ShelfItem", "Tag",
+    "Author",
+    "Base",
+    "Book",
+    "BookAuthor",
+    "BookTag",
+    "Dataset",
+    "Event",
+    "Rating",
+    "Reader",
+    "ShelfItem",
+    "Tag",
 ]

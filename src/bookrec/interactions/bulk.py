@@ -83,8 +83,9 @@ class ReaderMap:
 class SqliteWriter:
     """Upserts each block with executemany inside the import's transaction."""
 
-    def __init__(self, connection: Connection, target: BigTable, source: BlockFile,
-                 readers: ReaderMap) -> None:
+    def __init__(
+        self, connection: Connection, target: BigTable, source: BlockFile, readers: ReaderMap
+    ) -> None:
         self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         self._readers = readers
         self._has_time = "timestamp" in source.present
@@ -100,8 +101,10 @@ class SqliteWriter:
         placeholders = ", ".join("?" for _ in columns)
         if updates:
             conflict = (
-                "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates)
-                + " WHERE " + " OR ".join(f"{target.table}.{c} IS NOT excluded.{c}" for c in updates)
+                "DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in updates)
+                + " WHERE "
+                + " OR ".join(f"{target.table}.{c} IS NOT excluded.{c}" for c in updates)
             )
         else:
             conflict = "DO NOTHING"
@@ -136,8 +139,9 @@ class SqliteWriter:
 class PostgresWriter:
     """Streams raw blocks into a temporary staging table with COPY, then merges once."""
 
-    def __init__(self, connection: Connection, target: BigTable, source: BlockFile,
-                 readers: ReaderMap) -> None:
+    def __init__(
+        self, connection: Connection, target: BigTable, source: BlockFile, readers: ReaderMap
+    ) -> None:
         from psycopg.copy import QueuedLibpqWriter
 
         self._connection = connection
@@ -192,7 +196,8 @@ class PostgresWriter:
             updates.append(target.time_column)
         if updates:
             conflict = (
-                "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates)
+                "DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in updates)
                 + " WHERE "
                 + " OR ".join(f"{target.table}.{c} IS DISTINCT FROM excluded.{c}" for c in updates)
             )

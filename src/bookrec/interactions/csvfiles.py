@@ -28,7 +28,7 @@ _SERIES_RE = re.compile(r"\(([^()]+?),?\s*#[\d.\-–]+\)\s*$")
 
 
 def series_of(title: str) -> str | None:
-    """The series named in a goodreads title, e.g. 'Dune (Dune Chronicles, #1)' -> 'Dune Chronicles'."""
+    """The series in a goodreads title: 'Dune (Dune Chronicles, #1)' -> 'Dune Chronicles'."""
     match = _SERIES_RE.search(title)
     return match.group(1).strip() if match else None
 
@@ -40,6 +40,7 @@ def split_authors(authors: str) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # small files, row by row
+
 
 @dataclass(frozen=True)
 class Column:
@@ -162,7 +163,10 @@ def read_rows(path: Path, columns: list[Column]) -> Iterator[tuple[int, dict[str
                     continue
                 if len(values) != len(header):
                     raise ImportFailed(
-                        name, line, None, None,
+                        name,
+                        line,
+                        None,
+                        None,
                         f"has {len(values)} fields, the header has {len(header)}",
                     )
                 row: dict[str, Any] = {}
@@ -191,7 +195,10 @@ def _check_header(name: str, header: list[str], required: list[str]) -> None:
     missing = [c for c in required if c not in header]
     if missing:
         raise ImportFailed(
-            name, 1, missing[0], None,
+            name,
+            1,
+            missing[0],
+            None,
             f"required column missing (the header has: {', '.join(header)})",
         )
     duplicated = {h for h in header if header.count(h) > 1}
@@ -201,6 +208,7 @@ def _check_header(name: str, header: list[str], required: list[str]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # big files, in blocks
+
 
 @dataclass(frozen=True)
 class BlockSpec:
@@ -214,8 +222,12 @@ class BlockSpec:
 RATINGS = BlockSpec(
     required=("user_id", "book_id", "rating"),
     optional=("timestamp",),
-    ranges={"user_id": (1, 2**62), "book_id": (1, 2**31 - 1), "rating": (1, 5),
-            "timestamp": (0, 2**62)},
+    ranges={
+        "user_id": (1, 2**62),
+        "book_id": (1, 2**31 - 1),
+        "rating": (1, 5),
+        "timestamp": (0, 2**62),
+    },
 )
 TO_READ = BlockSpec(
     required=("user_id", "book_id"),
@@ -306,7 +318,11 @@ def iter_blocks(
 
 
 def _parse_block(
-    source: BlockFile, spec: BlockSpec, name: str, first_line: int, raw: bytes,
+    source: BlockFile,
+    spec: BlockSpec,
+    name: str,
+    first_line: int,
+    raw: bytes,
     known_book_ids: np.ndarray,
 ) -> Block:
     _reject_blank_lines(name, first_line, raw)
@@ -339,7 +355,11 @@ def _parse_block(
     book_ids = columns["book_id"]
     position = np.searchsorted(known_book_ids, book_ids)
     position[position >= len(known_book_ids)] = 0
-    unknown = known_book_ids[position] != book_ids if len(known_book_ids) else np.ones(len(book_ids), bool)
+    unknown = (
+        known_book_ids[position] != book_ids
+        if len(known_book_ids)
+        else np.ones(len(book_ids), bool)
+    )
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         raise ImportFailed(
@@ -365,7 +385,10 @@ def _locate_parse_error(
         line = first_line + offset
         if len(values) != len(source.header):
             raise ImportFailed(
-                name, line, None, None,
+                name,
+                line,
+                None,
+                None,
                 f"has {len(values)} fields, the header has {len(source.header)}",
             )
         for column, index in positions.items():

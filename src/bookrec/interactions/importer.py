@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from bookrec.catalog import repository as catalog
+from bookrec.db.base import table_of
 from bookrec.errors import ImportFailed
 from bookrec.interactions.bulk import RATINGS_TABLE, SHELF_TABLE, BigTable, ReaderMap, make_writer
 from bookrec.interactions.csvfiles import (
@@ -71,10 +72,13 @@ def import_directory(
         readers = ReaderMap(connection, dataset_id)
         for file_name, target in (("ratings.csv", RATINGS_TABLE), ("to_read.csv", SHELF_TABLE)):
             if (directory / file_name).is_file():
-                _import_big_file(connection, directory / file_name, target, readers, report, progress)
+                _import_big_file(
+                    connection, directory / file_name, target, readers, report, progress
+                )
         report.readers_created = readers.created
         connection.execute(
-            Dataset.__table__.update()
+            table_of(Dataset)
+            .update()
             .where(Dataset.dataset_id == dataset_id)
             .values(counts=report.files)
         )
@@ -90,14 +94,16 @@ def _record_dataset(
     ).scalar_one_or_none()
     if existing is not None:
         connection.execute(
-            Dataset.__table__.update()
+            table_of(Dataset)
+            .update()
             .where(Dataset.dataset_id == existing)
             .values(source=source, synthetic=synthetic, notes=notes)
         )
         return int(existing)
     return int(
         connection.execute(
-            Dataset.__table__.insert()
+            table_of(Dataset)
+            .insert()
             .values(name=name, source=source, synthetic=synthetic, notes=notes, counts={})
             .returning(Dataset.dataset_id)
         ).scalar_one()
@@ -118,8 +124,10 @@ def _import_catalog(
             progress("books.csv", 1, 1)
     tags_path = directory / "tags.csv"
     if tags_path.is_file():
-        tags = [{"tag_id": r["tag_id"], "name": r["tag_name"]} for _, r in _unique_rows(
-            tags_path, TAG_COLUMNS, ("tag_id",))]
+        tags = [
+            {"tag_id": r["tag_id"], "name": r["tag_name"]}
+            for _, r in _unique_rows(tags_path, TAG_COLUMNS, ("tag_id",))
+        ]
         report.files["tags.csv"] = len(tags)
         report.written["tags"] = catalog.upsert_tags(connection, tags)
     book_tags_path = directory / "book_tags.csv"
@@ -138,9 +146,7 @@ def _unique_rows(
     for line, row in read_rows(path, columns):
         key = tuple(row[k] for k in keys)
         if key in seen:
-            raise ImportFailed(
-                path.name, line, keys[-1], key[-1], f"duplicate of line {seen[key]}"
-            )
+            raise ImportFailed(path.name, line, keys[-1], key[-1], f"duplicate of line {seen[key]}")
         seen[key] = line
         rows.append((line, row))
     return rows
@@ -156,9 +162,16 @@ def _check_goodreads_ids(
         goodreads_id = row.get("goodreads_book_id")
         owner = owners.get(goodreads_id) if goodreads_id is not None else None
         # a clash unless the other book gives this goodreads id up in the same file
-        if owner is not None and owner != row["book_id"] and incoming.get(owner, goodreads_id) == goodreads_id:
+        if (
+            owner is not None
+            and owner != row["book_id"]
+            and incoming.get(owner, goodreads_id) == goodreads_id
+        ):
             raise ImportFailed(
-                "books.csv", lines[row["book_id"]], "goodreads_book_id", row["goodreads_book_id"],
+                "books.csv",
+                lines[row["book_id"]],
+                "goodreads_book_id",
+                row["goodreads_book_id"],
                 f"already belongs to book {owner} in the catalog",
             )
 
@@ -175,7 +188,10 @@ def _read_books(
         if goodreads_id is not None:
             if goodreads_id in goodreads_lines:
                 raise ImportFailed(
-                    path.name, line, "goodreads_book_id", goodreads_id,
+                    path.name,
+                    line,
+                    "goodreads_book_id",
+                    goodreads_id,
                     f"duplicate of line {goodreads_lines[goodreads_id]}",
                 )
             goodreads_lines[goodreads_id] = line
@@ -197,7 +213,10 @@ def _read_book_tags(connection: Connection, path: Path) -> list[dict[str, Any]]:
         book_id = goodreads.get(row["goodreads_book_id"])
         if book_id is None:
             raise ImportFailed(
-                path.name, line, "goodreads_book_id", row["goodreads_book_id"],
+                path.name,
+                line,
+                "goodreads_book_id",
+                row["goodreads_book_id"],
                 "no book in the catalog has this goodreads_book_id",
             )
         if row["tag_id"] not in tag_ids:

@@ -22,7 +22,7 @@ def reader_ids_by_external(connection: Connection, external_ids: Sequence[int]) 
                 Reader.external_id.in_(ids[start : start + 5000])
             )
         )
-        found.update({int(e): int(r) for e, r in rows})
+        found.update({int(row.external_id or 0): int(row.reader_id) for row in rows})
     return found
 
 

@@ -33,7 +33,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_artifact(directory: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+def write_artifact(
+    directory: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> dict[str, Any]:
     """Write arrays and manifest atomically into `directory` (which must not exist yet)."""
     directory = Path(directory)
     if directory.exists():
@@ -76,7 +78,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def read_artifact(directory: Path, mmap: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_artifact(
+    directory: Path, mmap: bool = True
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Verify every checksum, then load the arrays (memory-mapped by default)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
@@ -90,7 +94,9 @@ def read_artifact(directory: Path, mmap: bool = True) -> tuple[dict[str, Any], d
         if sha256_of(path) != expected:
             raise ArtifactError(f"{path} fails its sha256 checksum")
         try:
-            arrays[file_name[:-4]] = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+            arrays[file_name[:-4]] = np.load(
+                path, allow_pickle=False, mmap_mode="r" if mmap else None
+            )
         except ValueError as exc:
             raise ArtifactError(f"{path} is not a plain numpy array: {exc}") from None
     return manifest, arrays

@@ -22,6 +22,7 @@ class Recommender(Protocol):
     """fit / recommend / similar / explain / save / load (PRODUCT §4)."""
 
     algo: ClassVar[str]
+    config: Any  # the pydantic model of its hyper-parameters
 
     def fit(self, interactions: Interactions, catalog: Catalog) -> Recommender: ...
 
@@ -33,7 +34,9 @@ class Recommender(Protocol):
         filters: Filters | None = None,
     ) -> list[Recommendation]: ...
 
-    def similar(self, book_id: int, k: int, filters: Filters | None = None) -> list[Recommendation]: ...
+    def similar(
+        self, book_id: int, k: int, filters: Filters | None = None
+    ) -> list[Recommendation]: ...
 
     def explain(self, history: ReaderHistory, book_id: int) -> list[str]: ...
 
@@ -61,12 +64,16 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.n
 
 
 def allowed_mask(
-    catalog: Catalog, history: ReaderHistory | None, exclude: np.ndarray | None,
+    catalog: Catalog,
+    history: ReaderHistory | None,
+    exclude: np.ndarray | None,
     filters: Filters | None,
 ) -> np.ndarray:
     """Items a list may show: pass the filters, not already in the history, not excluded."""
-    mask = filters.allowed(catalog) if filters and not filters.is_empty() else np.ones(
-        len(catalog.items), dtype=bool
+    mask = (
+        filters.allowed(catalog)
+        if filters and not filters.is_empty()
+        else np.ones(len(catalog.items), dtype=bool)
     )
     for book_ids in (history.book_ids if history is not None else None, exclude):
         if book_ids is not None and len(book_ids):

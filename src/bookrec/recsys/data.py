@@ -164,8 +164,11 @@ class Filters:
 
     def is_empty(self) -> bool:
         return not (
-            self.tags or self.language or self.year_min is not None
-            or self.year_max is not None or self.exclude_authors
+            self.tags
+            or self.language
+            or self.year_min is not None
+            or self.year_max is not None
+            or self.exclude_authors
         )
 
     def allowed(self, catalog: Catalog) -> np.ndarray:

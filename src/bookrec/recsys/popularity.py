@@ -41,10 +41,10 @@ class PopularityRecommender:
     def __init__(self, config: PopularityConfig | None = None) -> None:
         self.config = config or PopularityConfig()
         self.catalog: Catalog | None = None
-        self.scores = np.zeros(0, dtype=np.float64)
-        self.liked = np.zeros(0, dtype=np.int64)
-        self.counts = np.zeros(0, dtype=np.int64)
-        self.mean = np.zeros(0, dtype=np.float64)
+        self.scores: np.ndarray = np.zeros(0, dtype=np.float64)
+        self.liked: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.counts: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.mean: np.ndarray = np.zeros(0, dtype=np.float64)
         self.reference_time: int | None = None
 
     @property
@@ -65,9 +65,12 @@ class PopularityRecommender:
         prior = self.config.prior_weight
         if prior is None:
             prior = float(np.median(rated)) if len(rated) else 1.0
-        self.mean = (totals + prior * global_mean) / (counts + prior) if prior > 0 else np.divide(
-            totals, counts, out=np.zeros(n_items), where=counts > 0
+        self.mean = (
+            (totals + prior * global_mean) / (counts + prior)
+            if prior > 0
+            else np.divide(totals, counts, out=np.zeros(n_items), where=counts > 0)
         )
+        primary: np.ndarray
         if self.config.mode == "trending" and interactions.has_timestamps:
             assert interactions.timestamp is not None
             self.reference_time = int(interactions.timestamp.max())
@@ -102,7 +105,7 @@ class PopularityRecommender:
         return [Recommendation(int(catalog.items.ids[i]), float(self.scores[i])) for i in best]
 
     def similar(self, book_id: int, k: int, filters: Filters | None = None) -> list[Recommendation]:
-        """Popular books sharing an author or tag with `book_id` (popularity's notion of similar)."""
+        """Popular books sharing an author or tag with `book_id` (popularity's similar)."""
         catalog = self._require_fit()
         index = int(catalog.items.index([book_id])[0])
         if index < 0:
@@ -143,7 +146,10 @@ class PopularityRecommender:
             "reference_time": self.reference_time,
         }
         arrays = {
-            "scores": self.scores, "liked": self.liked, "counts": self.counts, "mean": self.mean,
+            "scores": self.scores,
+            "liked": self.liked,
+            "counts": self.counts,
+            "mean": self.mean,
             **catalog.to_arrays(),
         }
         return write_artifact(directory, manifest, arrays)

@@ -42,6 +42,8 @@ def batch_recommend(
             history = ReaderHistory(book_ids[matrix.indices[start:end]], matrix.data[start:end])
             exclude = None
             if shelf_matrix is not None:
-                exclude = book_ids[shelf_matrix.indices[shelf_matrix.indptr[row]:shelf_matrix.indptr[row + 1]]]
+                exclude = book_ids[
+                    shelf_matrix.indices[shelf_matrix.indptr[row] : shelf_matrix.indptr[row + 1]]
+                ]
         picks = model.recommend(history, k, exclude=exclude)
         yield position, [(r.book_id, r.score) for r in picks]

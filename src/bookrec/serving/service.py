@@ -25,7 +25,11 @@ class FilterRequest:
     exclude_authors: tuple[str, ...] = ()
 
     def resolve(self, session: Session) -> Filters:
-        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+        if (
+            self.year_min is not None
+            and self.year_max is not None
+            and self.year_min > self.year_max
+        ):
             raise InvalidInput(
                 f"year_min ({self.year_min}) is after year_max ({self.year_max})", field="year_min"
             )

@@ -7,7 +7,9 @@ PostgreSQL streams with `COPY ... TO STDOUT`; SQLite is read in large `fetchmany
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +37,9 @@ class Snapshot:
             "ratings": len(self.interactions),
             "readers": len(self.interactions.users),
             "books": len(self.catalog.items),
-            "newest_timestamp": int(timestamps.max()) if has_time and timestamps is not None else None,
+            "newest_timestamp": int(timestamps.max())
+            if has_time and timestamps is not None
+            else None,
         }
 
 
@@ -54,8 +58,9 @@ def load_interactions(connection: Connection, items: IdMap) -> Interactions:
     else:
         columns = _fetch_columns(
             connection,
-            select(Rating.reader_id, Rating.book_id, Rating.rating,
-                   func.coalesce(Rating.rated_at, -1)),
+            select(
+                Rating.reader_id, Rating.book_id, Rating.rating, func.coalesce(Rating.rated_at, -1)
+            ),
         )
     readers, books, ratings, times = columns
     has_time = bool(len(times)) and bool((times >= 0).any())
@@ -95,7 +100,9 @@ def _fetch_columns(connection: Connection, query: object) -> list[np.ndarray]:
 def load_catalog(connection: Connection) -> Catalog:
     """Books with the facts filters use: year, language, authors, tags."""
     rows = connection.execute(
-        select(Book.book_id, Book.original_publication_year, Book.language_code).order_by(Book.book_id)
+        select(Book.book_id, Book.original_publication_year, Book.language_code).order_by(
+            Book.book_id
+        )
     ).all()
     items = IdMap(np.asarray([r[0] for r in rows], dtype=np.int64))
     year = np.asarray([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float32)
@@ -109,7 +116,7 @@ def load_catalog(connection: Connection) -> Catalog:
     return Catalog(items, year, language, author_indptr, author_ids, tag_indptr, tag_ids)
 
 
-def _csr(pairs: list[tuple[int, int]] | list[object], items: IdMap) -> tuple[np.ndarray, np.ndarray]:
+def _csr(pairs: Sequence[Any], items: IdMap) -> tuple[np.ndarray, np.ndarray]:
     if not pairs:
         return np.zeros(len(items) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     array = np.asarray(pairs, dtype=np.int64)

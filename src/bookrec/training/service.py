@@ -62,7 +62,7 @@ def train(
             files[name] = fallback.save(staging / name)["files"]
         info = {
             "algo": algo,
-            "params": getattr(model, "config").model_dump(),
+            "params": model.config.model_dump(),
             "data": snapshot.summary(),
             "timings_s": {
                 "load": round(loaded - started, 3),

@@ -38,7 +38,9 @@ def list_books(
     )
     return Page(
         items=[BookSummary.model_validate(b) for b in books],
-        page=page.page, size=page.size, total=total,
+        page=page.page,
+        size=page.size,
+        total=total,
     )
 
 
@@ -52,10 +54,14 @@ def get_book(session: SessionDep, book_id: BookId) -> BookDetail:
 def list_tags(
     session: SessionDep,
     page: PageDep,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Part of a tag name")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Part of a tag name")
+    ] = None,
 ) -> Page[TagOut]:
     rows, total = service.list_tags(session, q, page.offset, page.size)
     return Page(
         items=[TagOut(tag_id=t, name=n, book_count=c) for t, n, c in rows],
-        page=page.page, size=page.size, total=total,
+        page=page.page,
+        size=page.size,
+        total=total,
     )

@@ -1,0 +1,44 @@
+"""An app wired to a test database holding the small data set and a trained model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from bookrec.api.app import create_app
+from bookrec.config import Settings
+from bookrec.interactions.importer import import_directory
+from bookrec.training.registry import Registry
+from bookrec.training.service import train
+
+
+def make_settings(database_url: str, var_dir: Path) -> Settings:
+    return Settings(
+        DATABASE_URL=database_url,
+        BOOKREC_VAR_DIR=var_dir,
+        BOOKREC_ENV="test",
+        BOOKREC_LOG_FORMAT="console",
+    )
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path / "var")
+
+
+@pytest.fixture
+def loaded(engine: Engine, settings: Settings, small_dataset: Path) -> Settings:
+    """The small data set imported and a popularity model trained and active."""
+    import_directory(engine, small_dataset)
+    train(engine, Registry(settings.models_dir), "popularity")
+    return settings
+
+
+@pytest.fixture
+def client(loaded: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(loaded)) as test_client:
+        yield test_client
