@@ -11,6 +11,7 @@ from bookrec.errors import ImportFailed
 from bookrec.interactions.csvfiles import (
     BOOK_COLUMNS,
     RATINGS,
+    IdSet,
     iter_blocks,
     open_block_file,
     read_rows,
@@ -18,7 +19,7 @@ from bookrec.interactions.csvfiles import (
     split_authors,
 )
 
-KNOWN_BOOKS = np.arange(1, 101, dtype=np.int64)
+KNOWN_BOOKS = IdSet(np.arange(1, 101, dtype=np.int64))
 
 
 def ratings_file(tmp_path: Path, body: str, header: str = "user_id,book_id,rating") -> Path:
@@ -127,3 +128,11 @@ def test_series_and_authors_parsing() -> None:
     assert series_of("To Kill a Mockingbird") is None
     assert split_authors("J.K. Rowling, Mary GrandPré") == ["J.K. Rowling", "Mary GrandPré"]
     assert split_authors("") == []
+
+
+@pytest.mark.parametrize("ids", [[3, 5, 9], [3, 5, 2**40]])
+def test_id_set_dense_and_sparse(ids: list[int]) -> None:
+    members = IdSet(np.array(ids))
+    probe = np.array([3, 4, 5, 9, -1, 2**40, 2**41])
+    assert members.contains(probe).tolist() == [p in ids for p in probe.tolist()]
+    assert not IdSet(np.array([], dtype=np.int64)).contains(probe).any()

@@ -6,7 +6,8 @@ import csv
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from bookrec.errors import ImportFailed
 from bookrec.interactions.importer import import_directory
@@ -79,6 +80,27 @@ def test_import_loads_every_file(engine: Engine, small_dataset: Path) -> None:
     assert book == ("The Hunger Games (The Hunger Games, #1)", "The Hunger Games", 2008, "eng")
     assert authors == ["J.K. Rowling", "Mary GrandPré"]
     assert not synthetic
+
+
+def test_bulk_load_leaves_keys_and_constraints_in_place(
+    engine: Engine, small_dataset: Path
+) -> None:
+    """The PostgreSQL fast path drops and rebuilds keys; they must all be back."""
+    import_directory(engine, small_dataset)
+    check = inspect(engine)
+    for table in ("ratings", "shelf"):
+        assert check.get_pk_constraint(table)["constrained_columns"] == ["reader_id", "book_id"]
+        assert {fk["referred_table"] for fk in check.get_foreign_keys(table)} == {"books", "readers"}
+    with engine.begin() as connection, pytest.raises(IntegrityError):
+        connection.execute(
+            text("INSERT INTO ratings (reader_id, book_id, rating) VALUES (1, 999999, 5)")
+        )
+    with engine.begin() as connection, pytest.raises(IntegrityError):
+        connection.execute(text("INSERT INTO ratings (reader_id, book_id, rating) "
+                                "SELECT reader_id, book_id, rating FROM ratings LIMIT 1"))
+    # a reader created after the import gets a fresh id from the sequence
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO readers (created_at) VALUES (CURRENT_TIMESTAMP)"))
 
 
 def test_reimport_changes_nothing(engine: Engine, small_dataset: Path) -> None:

@@ -1,44 +1,95 @@
 """Bulk writers for the big files (ratings, to-read shelf): the import's fast paths.
 
-PostgreSQL: the validated blocks' raw bytes go through `COPY` into a temporary staging table,
-then one set-based `INSERT ... SELECT ... ON CONFLICT` merges them. SQLite: rows go through
-`executemany` in one large transaction. On both, rows already holding the same values are not
-rewritten, so a re-import changes nothing, and a key listed twice in a file keeps its last row.
+Rows arrive as validated numpy blocks; data set user ids become reader ids in Python (new
+readers get ids allocated here and are inserted in one batch), so the database only stores.
+
+PostgreSQL, empty target table: the table's keys and constraints are dropped inside the
+import's transaction, rows stream in with binary `COPY`, then the primary key is rebuilt in
+one sorted pass and the foreign keys are re-attached. Rows were checked against the same
+transaction's books and readers, so the foreign keys are attached `NOT VALID` instead of
+being re-proven by a second scan. A failure rolls everything back, constraints included.
+PostgreSQL, table with rows: binary `COPY` into a temporary table, then one set-based
+`INSERT ... ON CONFLICT DO UPDATE` that skips unchanged rows.
+SQLite: `executemany` upserts in one large transaction, foreign-key checks off for that
+connection (the importer has checked every key).
+
+On every path a (reader, book) pair listed twice keeps its last row, and rows already holding
+the same values are not rewritten, so a re-import changes nothing.
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select, text
+from sqlalchemy import (
+    Connection,
+    ForeignKeyConstraint,
+    PrimaryKeyConstraint,
+    Table,
+    select,
+    text,
+)
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from bookrec.accounts.models import Reader
-from bookrec.interactions.csvfiles import RATINGS, TO_READ, Block, BlockFile, BlockSpec
+from bookrec.db.base import table_of
+from bookrec.interactions.csvfiles import (
+    DENSE_LIMIT,
+    RATINGS,
+    TO_READ,
+    Block,
+    BlockFile,
+    BlockSpec,
+)
+from bookrec.interactions.models import Rating, ShelfItem
 
 
 @dataclass(frozen=True)
 class BigTable:
-    """Where a big file goes: target table and which file column fills which table column."""
+    """Where a big file goes: the table, the file column stored as a value, the time column."""
 
     spec: BlockSpec
-    table: str
-    value_column: str | None  # file column copied as a value (ratings: rating)
+    table: Table
+    value_column: str | None  # file column stored under the same name (ratings: rating)
     time_column: str  # table column that receives the file's optional `timestamp`
 
+    @property
+    def name(self) -> str:
+        return self.table.name
 
-RATINGS_TABLE = BigTable(RATINGS, "ratings", "rating", "rated_at")
-SHELF_TABLE = BigTable(TO_READ, "shelf", None, "added_at")
+
+RATINGS_TABLE = BigTable(RATINGS, table_of(Rating), "rating", "rated_at")
+SHELF_TABLE = BigTable(TO_READ, table_of(ShelfItem), None, "added_at")
+
+# binary COPY field types: numpy big-endian dtype and byte width, per table column
+_PG_TYPES = {
+    "reader_id": ">i4",
+    "book_id": ">i4",
+    "rating": ">i2",
+    "rated_at": ">i8",
+    "added_at": ">i8",
+}
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
 
 
 class ReaderMap:
-    """Maps data set user ids to reader ids, creating readers the first time an id is seen."""
+    """Maps data set user ids to reader ids, allocating ids for readers seen the first time.
+
+    New readers are held until `flush()` inserts them in one batch, so rows can be mapped
+    while a COPY is streaming on the same connection.
+    """
 
     def __init__(self, connection: Connection, dataset_id: int) -> None:
         self._connection = connection
         self._dataset_id = dataset_id
+        if connection.dialect.name == "postgresql":
+            # no one else may create readers while ids are allocated here
+            connection.execute(text("LOCK TABLE readers IN SHARE ROW EXCLUSIVE MODE"))
         rows = connection.execute(
             select(Reader.external_id, Reader.reader_id)
             .where(Reader.external_id.is_not(None))
@@ -46,38 +97,96 @@ class ReaderMap:
         ).all()
         self._external = np.asarray([r[0] for r in rows], dtype=np.int64)
         self._reader = np.asarray([r[1] for r in rows], dtype=np.int64)
+        highest = connection.execute(text("SELECT coalesce(max(reader_id), 0) FROM readers"))
+        self._next_id = int(highest.scalar_one()) + 1
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._dense: np.ndarray | None = None
+        self._dense_failed = False
         self.created = 0
 
     def resolve(self, external_ids: np.ndarray) -> np.ndarray:
-        """Reader ids for these external ids (creating missing readers)."""
-        self.ensure(np.unique(external_ids))
+        """Reader ids for these external ids, allocating ids for new readers."""
+        if self._dense_usable(external_ids):
+            assert self._dense is not None
+            found = self._dense[external_ids]
+            if (found == 0).any():
+                self._allocate(np.unique(external_ids[found == 0]))
+                found = self._dense[external_ids]
+            return found
+        unique = np.unique(external_ids)
+        position = np.searchsorted(self._external, unique)
+        known = position < len(self._external)
+        known[known] = self._external[position[known]] == unique[known]
+        self._allocate(unique[~known])
         return self._reader[np.searchsorted(self._external, external_ids)]
 
-    def ensure(self, unique_ids: np.ndarray) -> None:
-        """Create readers for the ids (sorted, unique) not seen yet."""
-        position = np.searchsorted(self._external, unique_ids)
-        known = position < len(self._external)
-        known[known] = self._external[position[known]] == unique_ids[known]
-        missing = unique_ids[~known]
+    def _dense_usable(self, external_ids: np.ndarray) -> bool:
+        """Small ids map through a flat table (a gather) instead of a search per row."""
+        if not len(external_ids):
+            return False
+        highest = max(
+            int(external_ids.max()), int(self._external[-1]) if len(self._external) else 0
+        )
+        if int(external_ids.min()) < 0 or highest >= DENSE_LIMIT:
+            self._dense = None
+            self._dense_failed = True
+            return False
+        if self._dense_failed:
+            return False
+        if self._dense is None or len(self._dense) <= highest:
+            self._dense = np.zeros(highest + 1 + highest // 4, dtype=np.int64)
+            self._dense[self._external] = self._reader
+        return True
+
+    def _allocate(self, missing: np.ndarray) -> None:
         if not len(missing):
             return
-        highest = self._connection.execute(
-            text("SELECT coalesce(max(reader_id), 0) FROM readers")
-        ).scalar_one()
+        ids = np.arange(self._next_id, self._next_id + len(missing), dtype=np.int64)
+        self._next_id += len(missing)
+        self._pending.append((missing, ids))
+        merged_external = np.concatenate([self._external, missing])
+        merged_reader = np.concatenate([self._reader, ids])
+        order = np.argsort(merged_external, kind="stable")
+        self._external, self._reader = merged_external[order], merged_reader[order]
+        if self._dense is not None:
+            self._dense[missing] = ids
+
+    def flush(self) -> None:
+        """Insert the readers allocated since the last flush."""
+        if not self._pending:
+            return
+        external = np.concatenate([p[0] for p in self._pending])
+        ids = np.concatenate([p[1] for p in self._pending])
+        self._pending.clear()
         now = time.strftime("%Y-%m-%d %H:%M:%S+00:00", time.gmtime())
-        self._connection.exec_driver_sql(
-            "INSERT INTO readers (external_id, dataset_id, created_at) VALUES "
-            + ("(%s, %s, %s)" if self._connection.dialect.name == "postgresql" else "(?, ?, ?)"),
-            [(int(e), self._dataset_id, now) for e in missing],
-        )
-        new = self._connection.execute(
-            select(Reader.external_id, Reader.reader_id).where(Reader.reader_id > highest)
-        ).all()
-        external = np.concatenate([self._external, [r[0] for r in new]]).astype(np.int64)
-        reader = np.concatenate([self._reader, [r[1] for r in new]]).astype(np.int64)
-        order = np.argsort(external, kind="stable")
-        self._external, self._reader = external[order], reader[order]
-        self.created += len(new)
+        rows = zip(ids.tolist(), external.tolist(), strict=True)
+        columns = "reader_id, external_id, dataset_id, created_at"
+        if self._connection.dialect.name == "postgresql":
+            raw = self._connection.connection.driver_connection
+            with raw.cursor() as cursor:  # type: ignore[union-attr]
+                with cursor.copy(f"COPY readers ({columns}) FROM STDIN") as copy:
+                    for reader_id, external_id in rows:
+                        copy.write_row((reader_id, external_id, self._dataset_id, now))
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence('readers', 'reader_id'), %s)",
+                    (self._next_id - 1,),
+                )
+        else:
+            self._connection.exec_driver_sql(
+                f"INSERT INTO readers ({columns}) VALUES (?, ?, ?, ?)",
+                [(r, e, self._dataset_id, now) for r, e in rows],
+            )
+        self.created += len(ids)
+
+
+def _row_columns(target: BigTable, source: BlockFile) -> list[tuple[str, str | None]]:
+    """(table column, file column or None for NULL) in the order rows are written."""
+    columns: list[tuple[str, str | None]] = [("reader_id", "user_id"), ("book_id", "book_id")]
+    if target.value_column:
+        columns.append((target.value_column, target.value_column))
+    timestamp = "timestamp" if "timestamp" in source.present else None
+    columns.append((target.time_column, timestamp))
+    return columns
 
 
 class SqliteWriter:
@@ -88,44 +197,30 @@ class SqliteWriter:
     ) -> None:
         self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         self._readers = readers
-        self._has_time = "timestamp" in source.present
-        self._target = target
-        columns = ["reader_id", "book_id"]
-        updates = []
-        if target.value_column:
-            columns.append(target.value_column)
-            updates.append(target.value_column)
-        if self._has_time:
-            columns.append(target.time_column)
-            updates.append(target.time_column)
-        placeholders = ", ".join("?" for _ in columns)
+        self._columns = [(c, f) for c, f in _row_columns(target, source) if f is not None]
+        names = [c for c, _ in self._columns]
+        updates = names[2:]
+        conflict = "DO NOTHING"
         if updates:
             conflict = (
                 "DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in updates)
                 + " WHERE "
-                + " OR ".join(f"{target.table}.{c} IS NOT excluded.{c}" for c in updates)
+                + " OR ".join(f"{target.name}.{c} IS NOT excluded.{c}" for c in updates)
             )
-        else:
-            conflict = "DO NOTHING"
+        placeholders = ", ".join("?" * len(names))
         self._sql = (
-            f"INSERT INTO {target.table} ({', '.join(columns)}) VALUES ({placeholders}) "
+            f"INSERT INTO {target.name} ({', '.join(names)}) VALUES ({placeholders}) "
             f"ON CONFLICT (reader_id, book_id) {conflict}"
         )
         self.written = 0
         self.rows = 0
 
     def write(self, block: Block) -> None:
-        columns = block.columns
-        arrays: list[Any] = [
-            self._readers.resolve(columns["user_id"]).tolist(),
-            columns["book_id"].tolist(),
-        ]
-        if self._target.value_column:
-            arrays.append(columns[self._target.value_column].tolist())
-        if self._has_time:
-            arrays.append(columns["timestamp"].tolist())
-        self._cursor.executemany(self._sql, zip(*arrays, strict=True))
+        values: list[Any] = [self._readers.resolve(block.columns["user_id"]).tolist()]
+        values += [block.columns[f].tolist() for _, f in self._columns[1:]]
+        self._readers.flush()
+        self._cursor.executemany(self._sql, zip(*values, strict=True))
         self.written += max(self._cursor.rowcount, 0)
         self.rows += len(block)
 
@@ -137,7 +232,7 @@ class SqliteWriter:
 
 
 class PostgresWriter:
-    """Streams raw blocks into a temporary staging table with COPY, then merges once."""
+    """Binary COPY of mapped rows: straight into an empty table, or via a staging table."""
 
     def __init__(
         self, connection: Connection, target: BigTable, source: BlockFile, readers: ReaderMap
@@ -145,30 +240,60 @@ class PostgresWriter:
         from psycopg.copy import QueuedLibpqWriter
 
         self._connection = connection
-        self._raw = connection.connection.driver_connection
-        self._readers = readers
         self._target = target
-        self._source = source
-        self._stage = f"stage_{target.table}"
-        typed = set(source.present)
-        definitions = ", ".join(
-            f'"{_column_name(name, i)}" {"bigint" if name in typed else "text"}'
-            for i, name in enumerate(source.header)
-        )
-        self._cursor = self._raw.cursor()  # type: ignore[union-attr]
-        self._cursor.execute(f"CREATE TEMP TABLE {self._stage} ({definitions}) ON COMMIT DROP")
+        self._readers = readers
+        self._columns = _row_columns(target, source)
+        self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        self._cursor.execute(f"LOCK TABLE {target.name} IN SHARE ROW EXCLUSIVE MODE")
+        self._cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {target.name})")
+        self.direct = not self._cursor.fetchone()[0]
+        names = ", ".join(c for c, _ in self._columns)
+        if self.direct:
+            self._cursor.execute(f"LOCK TABLE {target.name} IN ACCESS EXCLUSIVE MODE")
+            self._dropped = [
+                constraint
+                for constraint in target.table.constraints
+                if isinstance(constraint, PrimaryKeyConstraint | ForeignKeyConstraint)
+            ]
+            # foreign keys first: nothing else depends on them; the key last
+            self._dropped.sort(key=lambda c: c is target.table.primary_key)
+            for constraint in self._dropped:
+                connection.execute(DropConstraint(constraint))  # type: ignore[arg-type]
+            # emptied in this transaction, the table can take frozen rows: no second pass
+            # over fresh tuples to set their hint bits when the key is built
+            self._cursor.execute(f"TRUNCATE {target.name}")
+            destination = target.name
+        else:
+            destination = f"stage_{target.name}"
+            columns = ", ".join(f"{c} {_sql_type(c)}" for c, _ in self._columns)
+            self._cursor.execute(f"CREATE TEMP TABLE {destination} ({columns}) ON COMMIT DROP")
         # the queued writer sends data from a thread while the next block is parsed
+        freeze = ", FREEZE" if self.direct else ""
         self._copy_context = self._cursor.copy(
-            f"COPY {self._stage} FROM STDIN (FORMAT csv)", writer=QueuedLibpqWriter(self._cursor)
+            f"COPY {destination} ({names}) FROM STDIN (FORMAT binary{freeze})",
+            writer=QueuedLibpqWriter(self._cursor),
         )
         self._copy = self._copy_context.__enter__()
-        self._user_ids: list[np.ndarray] = []
+        self._copy.write(_COPY_HEADER)
         self.written = 0
         self.rows = 0
 
     def write(self, block: Block) -> None:
-        self._user_ids.append(np.unique(block.columns["user_id"]))
-        self._copy.write(block.raw)
+        fields: list[tuple[str, Any]] = [("count", ">i2")]
+        values: dict[str, np.ndarray] = {"user_id": self._readers.resolve(block.columns["user_id"])}
+        for column, file_column in self._columns:
+            fields.append((f"{column}_length", ">i4"))
+            if file_column is not None:
+                fields.append((column, _PG_TYPES[column]))
+        rows = np.empty(len(block), dtype=np.dtype(fields))
+        rows["count"] = len(self._columns)
+        for column, file_column in self._columns:
+            if file_column is None:
+                rows[f"{column}_length"] = -1  # NULL
+                continue
+            rows[f"{column}_length"] = np.dtype(_PG_TYPES[column]).itemsize
+            rows[column] = values.get(file_column, block.columns.get(file_column))
+        self._copy.write(rows.tobytes())
         self.rows += len(block)
 
     def abort(self, error: BaseException) -> None:
@@ -177,62 +302,73 @@ class PostgresWriter:
         self._cursor.close()
 
     def finish(self) -> None:
+        self._copy.write(_COPY_TRAILER)
         self._copy_context.__exit__(None, None, None)
-        # the connection is busy while COPY runs: readers are created once it is done
-        if self._user_ids:
-            self._readers.ensure(np.unique(np.concatenate(self._user_ids)))
-        target, stage = self._target, self._stage
-        has_time = "timestamp" in self._source.present
-        select_list = ["r.reader_id", "s.book_id"]
-        columns = ["reader_id", "book_id"]
-        updates = []
-        if target.value_column:
-            columns.append(target.value_column)
-            select_list.append(f"s.{target.value_column}")
-            updates.append(target.value_column)
-        if has_time:
-            columns.append(target.time_column)
-            select_list.append('s."timestamp"')
-            updates.append(target.time_column)
+        self._readers.flush()
+        if self.direct:
+            self._restore_constraints()
+        else:
+            self._merge()
+        self._cursor.close()
+
+    def _restore_constraints(self) -> None:
+        from psycopg.errors import UniqueViolation
+
+        name = self._target.name
+        self._cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        self.written = self.rows
+        for constraint in reversed(self._dropped):
+            ddl = str(AddConstraint(constraint).compile(self._connection))  # type: ignore[arg-type]
+            if constraint is self._target.table.primary_key:
+                self._cursor.execute("SAVEPOINT add_key")
+                try:
+                    self._cursor.execute(ddl)
+                except UniqueViolation:
+                    # the file names a (user, book) pair twice: keep the last row, as SQLite does
+                    self._cursor.execute("ROLLBACK TO SAVEPOINT add_key")
+                    self._cursor.execute(
+                        f"DELETE FROM {name} a USING {name} b WHERE a.reader_id = b.reader_id "
+                        "AND a.book_id = b.book_id AND a.ctid < b.ctid"
+                    )
+                    self.written -= self._cursor.rowcount
+                    self._cursor.execute(ddl)
+                self._cursor.execute("RELEASE SAVEPOINT add_key")
+            else:
+                self._cursor.execute(ddl + " NOT VALID")
+
+    def _merge(self) -> None:
+        from psycopg.errors import CardinalityViolation
+
+        target, stage = self._target.name, f"stage_{self._target.name}"
+        names = [c for c, f in self._columns if f is not None]
+        updates = names[2:]
+        conflict = "DO NOTHING"
         if updates:
             conflict = (
                 "DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in updates)
                 + " WHERE "
-                + " OR ".join(f"{target.table}.{c} IS DISTINCT FROM excluded.{c}" for c in updates)
+                + " OR ".join(f"{target}.{c} IS DISTINCT FROM excluded.{c}" for c in updates)
             )
-        else:
-            conflict = "DO NOTHING"
-        insert = f"INSERT INTO {target.table} ({', '.join(columns)}) "
-        source = (
-            f"SELECT {', '.join(select_list)} FROM {stage} s "
-            "JOIN readers r ON r.external_id = s.user_id"
-        )
+        insert = f"INSERT INTO {target} ({', '.join(names)}) "
         tail = f" ON CONFLICT (reader_id, book_id) {conflict}"
-        from psycopg.errors import CardinalityViolation
-
         self._cursor.execute("SAVEPOINT bulk_merge")
         try:
-            self._cursor.execute(insert + source + tail)
+            self._cursor.execute(insert + f"SELECT {', '.join(names)} FROM {stage}" + tail)
         except CardinalityViolation:
             # the file names a (user, book) pair twice: keep the last row, as SQLite does
             self._cursor.execute("ROLLBACK TO SAVEPOINT bulk_merge")
-            last_wins = (
-                f"SELECT DISTINCT ON (s.user_id, s.book_id) {', '.join(select_list)} "
-                f"FROM {stage} s JOIN readers r ON r.external_id = s.user_id "
-                "ORDER BY s.user_id, s.book_id, s.ctid DESC"
+            self._cursor.execute(
+                insert + f"SELECT DISTINCT ON (reader_id, book_id) {', '.join(names)} "
+                f"FROM {stage} ORDER BY reader_id, book_id, ctid DESC" + tail
             )
-            self._cursor.execute(insert + last_wins + tail)
         self.written = max(self._cursor.rowcount, 0)
         self._cursor.execute("RELEASE SAVEPOINT bulk_merge")
-        self._cursor.execute(f"DROP TABLE {self._stage}")
-        self._cursor.close()
+        self._cursor.execute(f"DROP TABLE {stage}")
 
 
-def _column_name(name: str, index: int) -> str:
-    """Staging column names: the spec's own names, others by position (never user text)."""
-    known = {*RATINGS.required, *RATINGS.optional, *TO_READ.required}
-    return name if name in known else f"extra_{index}"
+def _sql_type(column: str) -> str:
+    return {">i4": "integer", ">i2": "smallint", ">i8": "bigint"}[_PG_TYPES[column]]
 
 
 def make_writer(

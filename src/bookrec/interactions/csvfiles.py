@@ -2,8 +2,8 @@
 
 Small files (books, tags, book_tags) are read row by row with the csv module, so every error
 names its exact line. Big files (ratings, to_read) are streamed in blocks of whole lines:
-each block is parsed and checked with pyarrow and numpy, and its raw bytes are kept so the
-PostgreSQL path can hand them to COPY unchanged. Line numbers count the header as line 1.
+each block is parsed and checked with pyarrow and numpy. Line numbers count the header as
+line 1.
 """
 
 from __future__ import annotations
@@ -236,12 +236,37 @@ TO_READ = BlockSpec(
 )
 
 
+DENSE_LIMIT = 1 << 24  # ids below this are looked up in a flat array instead of by search
+
+
+class IdSet:
+    """Fast membership of integer ids: a flat boolean table for small ids, else binary search."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self._sorted = np.unique(np.asarray(ids, dtype=np.int64))
+        self._table: np.ndarray | None = None
+        if len(self._sorted) and self._sorted[0] >= 0 and self._sorted[-1] < DENSE_LIMIT:
+            self._table = np.zeros(int(self._sorted[-1]) + 1, dtype=bool)
+            self._table[self._sorted] = True
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        if not len(self._sorted):
+            return np.zeros(len(values), dtype=bool)
+        if self._table is not None:
+            inside = (values >= 0) & (values < len(self._table))
+            found = np.zeros(len(values), dtype=bool)
+            found[inside] = self._table[values[inside]]
+            return found
+        position = np.minimum(np.searchsorted(self._sorted, values), len(self._sorted) - 1)
+        return np.asarray(self._sorted[position] == values)
+
+
 @dataclass
 class Block:
     """Whole lines of a big file: their raw bytes and the parsed, validated columns."""
 
     first_line: int  # line number of the block's first row
-    raw: bytes  # the block's lines exactly as in the file (no header)
+    raw: bytes  # the block's lines exactly as in the file (no header), for error location
     columns: dict[str, np.ndarray]  # int64 arrays: the spec's columns present in the file
 
     def __len__(self) -> int:
@@ -287,11 +312,11 @@ def _data_end(path: Path) -> int:
 
 
 def iter_blocks(
-    source: BlockFile, spec: BlockSpec, known_book_ids: np.ndarray, block_bytes: int = BLOCK_BYTES
+    source: BlockFile, spec: BlockSpec, known_books: IdSet, block_bytes: int = BLOCK_BYTES
 ) -> Iterator[Block]:
     """Yield validated blocks of whole lines; raise ImportFailed at the first bad value.
 
-    `known_book_ids` is the sorted array of book ids a row may refer to.
+    `known_books` holds the book ids a row may refer to.
     """
     name = source.path.name
     line = 2
@@ -305,14 +330,14 @@ def iter_blocks(
                 if data.strip():
                     if not data.endswith(b"\n"):
                         data += b"\n"
-                    yield _parse_block(source, spec, name, line, data, known_book_ids)
+                    yield _parse_block(source, spec, name, line, data, known_books)
                 return
             cut = data.rfind(b"\n") + 1
             if cut == 0:
                 carry = data
                 continue
             carry = data[cut:]
-            block = _parse_block(source, spec, name, line, data[:cut], known_book_ids)
+            block = _parse_block(source, spec, name, line, data[:cut], known_books)
             line += data.count(b"\n", 0, cut)
             yield block
 
@@ -323,9 +348,8 @@ def _parse_block(
     name: str,
     first_line: int,
     raw: bytes,
-    known_book_ids: np.ndarray,
+    known_books: IdSet,
 ) -> Block:
-    _reject_blank_lines(name, first_line, raw)
     convert = pacsv.ConvertOptions(
         column_types={c: pa.int64() for c in source.present},
         include_columns=list(source.present),
@@ -338,6 +362,8 @@ def _parse_block(
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         _locate_parse_error(source, spec, name, first_line, raw)
         raise  # _locate_parse_error always raises; this keeps type checkers honest
+    if table.num_rows != raw.count(b"\n"):
+        _reject_blank_lines(name, first_line, raw)  # pyarrow skipped an empty line: find it
     columns: dict[str, np.ndarray] = {}
     for column in source.present:
         chunked = table.column(column)
@@ -353,13 +379,7 @@ def _parse_block(
             raise ImportFailed(name, first_line + row, column, int(values[row]), reason)
         columns[column] = values
     book_ids = columns["book_id"]
-    position = np.searchsorted(known_book_ids, book_ids)
-    position[position >= len(known_book_ids)] = 0
-    unknown = (
-        known_book_ids[position] != book_ids
-        if len(known_book_ids)
-        else np.ones(len(book_ids), bool)
-    )
+    unknown = ~known_books.contains(book_ids)
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         raise ImportFailed(
@@ -373,6 +393,13 @@ def _reject_blank_lines(name: str, first_line: int, raw: bytes) -> None:
     if blank:
         line = first_line + raw.count(b"\n", 0, blank.start())
         raise ImportFailed(name, line, None, None, "empty line")
+    raise ImportFailed(
+        name,
+        first_line,
+        None,
+        None,
+        "a quoted value spans several lines near here; this file needs one row per line",
+    )
 
 
 def _locate_parse_error(

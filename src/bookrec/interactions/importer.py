@@ -7,7 +7,8 @@ Re-importing the same data updates nothing, because every write skips unchanged 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from bookrec.interactions.csvfiles import (
     BOOK_COLUMNS,
     BOOK_TAG_COLUMNS,
     TAG_COLUMNS,
+    IdSet,
     iter_blocks,
     open_block_file,
     read_rows,
@@ -65,7 +67,7 @@ def import_directory(
             str(directory), None, None, None, "holds neither books.csv nor ratings.csv"
         )
     name = name or directory.resolve().name
-    with engine.begin() as connection:
+    with engine.connect() as connection, _bulk_session(connection), connection.begin():
         dataset_id = _record_dataset(connection, name, str(directory.resolve()), synthetic, notes)
         report = ImportReport(dataset_id=dataset_id, name=name, synthetic=synthetic)
         _import_catalog(connection, directory, report, progress)
@@ -83,6 +85,26 @@ def import_directory(
             .values(counts=report.files)
         )
     return report
+
+
+@contextmanager
+def _bulk_session(connection: Connection) -> Iterator[None]:
+    """SQLite: skip per-row foreign-key checks (every key is checked here) and cache more.
+
+    Both pragmas must be set outside a transaction and are restored afterwards.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    raw.execute("PRAGMA cache_size=-262144")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+        raw.execute("PRAGMA cache_size=-2000")
 
 
 def _record_dataset(
@@ -239,7 +261,7 @@ def _import_big_file(
     progress: Progress | None,
 ) -> None:
     source = open_block_file(path, target.spec)
-    known_books = catalog.known_book_ids(connection)
+    known_books = IdSet(catalog.known_book_ids(connection))
     writer = make_writer(connection, target, source, readers)
     done = len(source.header_bytes)
     try:
@@ -253,4 +275,4 @@ def _import_big_file(
         raise
     writer.finish()
     report.files[path.name] = writer.rows
-    report.written[target.table] = writer.written
+    report.written[target.name] = writer.written
