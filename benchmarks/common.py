@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import sqlite3
@@ -46,6 +47,26 @@ class Measured:
             raise BenchmarkError(f"{' '.join(self.argv)} exited with {self.returncode}:\n{tail}")
         return self
 
+    def json_report(self) -> dict[str, Any]:
+        """The JSON object the command printed on stdout (the whole of stdout, or its last line).
+
+        `bookrec ... --json` prints one (possibly indented) document; the floor prints one line.
+        """
+        text = self.stdout.strip()
+        candidates = [text]
+        if text:
+            candidates.append(text.splitlines()[-1])
+        for candidate in candidates:
+            try:
+                report = json.loads(candidate)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(report, dict):
+                return report
+        raise BenchmarkError(
+            f"no JSON report on stdout of {' '.join(self.argv)}: {self.stdout[-500:]!r}"
+        )
+
 
 def run_measured(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, logs: Path) -> Measured:
     """Run `argv`, timing the whole process and reading its peak RSS from os.wait4.
@@ -63,7 +84,12 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, logs
         process = subprocess.Popen(
             list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=dict(env), cwd=cwd
         )
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): leave no child behind
+            process.kill()
+            process.wait()
+            raise
         seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen quiet
     return Measured(

@@ -15,17 +15,40 @@ default). Then, for each backend (SQLite, PostgreSQL) and each repeat, two runs 
   tags: set up, not timed), `bookrec data import WORK/synth --json`. Then, for information, the
   same directory is imported again (idempotent re-import: nothing changes).
 
-Every timed run is a whole subprocess: wall-clock from the fork to the reaping of the child
-(so interpreter startup and imports count on both sides), and the child's own peak RSS from
-os.wait4. Each run gets a fresh database, which is dropped (or deleted) right after.
+Each run is timed twice over:
+
+* operation seconds, measured inside the process with time.perf_counter around the work
+  itself. Import: the `seconds` that `bookrec data import --json` reports, which times the
+  import call from opening the files to the commit (it also covers creating the engine and
+  opening its one connection, a few milliseconds that count against the import). Floor: the
+  floor times itself and prints `{"rows": ..., "seconds": ...}` on stdout. SQLite: from
+  reading the CSV (pyarrow read_csv, to_numpy().tolist(), zip) through executemany and
+  COMMIT. PostgreSQL: from opening the file and starting the COPY through the commit.
+  Connecting, the pragmas and the CREATE TABLE of the bare table are set-up, outside it.
+* process seconds: wall clock from the fork to the reaping of the child, so interpreter
+  start-up, library imports, connection set-up and exit count too; plus the child's own peak
+  RSS from os.wait4.
+
+Each run gets a fresh database, which is dropped (or deleted) right after.
 
 How to read it
 --------------
-The headline is the ratio import_i / floor_i, computed pair by pair (a floor and an import
-measured back to back see the same machine load), then the median over repeats; min and max
-show the spread. Absolute seconds move with the (shared, noisy) machine; the ratio should not
-move much. Targets: ratio <= 2.0 and import peak RSS <= 1024 MB. Missing a target is reported,
-not an error: the exit code is 0 whenever every run completed.
+Both ratios are computed pair by pair (a floor and an import measured back to back see the
+same machine load), then summarised as median over repeats, with min and max for the spread.
+Absolute seconds move with the (shared, noisy) machine; the ratios should not move much.
+
+* op ratio (the headline) = import operation seconds / floor operation seconds: what importing
+  the data costs compared with the bare bulk load of the same file. Target: <= 2.0.
+* process ratio (secondary) = import process seconds / floor process seconds. The `bookrec`
+  CLI pays a fixed start-up (Python, SQLAlchemy, pydantic, numpy, pyarrow, typer: about 1 s)
+  that does not grow with the data, while the floor imports only sqlite3+pyarrow or psycopg.
+  So at small sizes this ratio mostly measures start-up, not importing; that is why it is not
+  the headline. It is reported next to it, not hidden, and the JSON keeps each run's time
+  outside the operation (process - operation seconds, i.e. start-up, set-up and exit).
+* re-import op ratio = re-import operation seconds / floor operation seconds.
+* import peak RSS: the whole import process. Target: <= 1024 MB.
+
+Missing a target is reported, not an error: the exit code is 0 whenever every run completed.
 
     python -m benchmarks.import_bench                                    # full size, 3 repeats
     python -m benchmarks.import_bench --readers 2000 --ratings 200000 --repeats 1   # smoke
@@ -55,7 +78,7 @@ if TYPE_CHECKING:
 BACKENDS = ("sqlite", "postgresql")
 RATING_COLUMNS = ("user_id", "book_id", "rating", "timestamp")
 COPY_CHUNK_BYTES = 1 << 20
-TARGET_RATIO = 2.0
+TARGET_OP_RATIO = 2.0
 TARGET_RSS_MB = 1024.0
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -72,8 +95,12 @@ POSTGRES_COPY = "COPY bare FROM STDIN (FORMAT csv, HEADER true)"
 # --- floors (run in their own subprocess) -------------------------------------------------------
 
 
-def floor_sqlite(csv_path: Path, target: Path) -> int:
-    """Bulk-load `csv_path` into a bare table of a new SQLite file; return the row count."""
+def floor_sqlite(csv_path: Path, target: Path) -> tuple[int, float]:
+    """Bulk-load `csv_path` into a bare table of a new SQLite file: (rows, operation seconds).
+
+    The operation runs from reading the CSV through the COMMIT; connecting, the pragmas and
+    the CREATE TABLE are set-up, outside it.
+    """
     import sqlite3
 
     import pyarrow.csv as pacsv
@@ -85,37 +112,45 @@ def floor_sqlite(csv_path: Path, target: Path) -> int:
         for pragma in SQLITE_FLOOR_PRAGMAS:
             connection.execute(pragma)
         connection.execute(SQLITE_BARE_TABLE)
+        started = time.perf_counter()
         table = pacsv.read_csv(csv_path)
         columns = [table.column(name).to_numpy().tolist() for name in RATING_COLUMNS]
         connection.execute("BEGIN")
         connection.executemany("INSERT INTO bare VALUES (?, ?, ?, ?)", zip(*columns, strict=True))
         connection.execute("COMMIT")
-        return int(table.num_rows)
+        seconds = time.perf_counter() - started
+        return int(table.num_rows), seconds
     finally:
         connection.close()
 
 
-def floor_postgresql(csv_path: Path, target: str) -> int:
-    """COPY `csv_path` into a bare table of the (fresh) database at `target`; return rows."""
+def floor_postgresql(csv_path: Path, target: str) -> tuple[int, float]:
+    """COPY `csv_path` into a bare table of the (fresh) database at `target`: (rows, seconds).
+
+    The operation runs from opening the file and starting the COPY through the commit;
+    connecting and the CREATE TABLE (same transaction) are set-up, outside it.
+    """
     import psycopg
 
     with psycopg.connect(target) as connection:
         with connection.cursor() as cursor:
             cursor.execute(POSTGRES_BARE_TABLE)
+            started = time.perf_counter()
             with csv_path.open("rb") as source, cursor.copy(POSTGRES_COPY) as copy:
                 while chunk := source.read(COPY_CHUNK_BYTES):
                     copy.write(chunk)
             rows = cursor.rowcount
         connection.commit()
-    return rows
+        seconds = time.perf_counter() - started
+    return rows, seconds
 
 
 def run_floor(backend: str, csv_path: Path, target: str) -> None:
     if backend == "sqlite":
-        rows = floor_sqlite(csv_path, Path(target))
+        rows, seconds = floor_sqlite(csv_path, Path(target))
     else:
-        rows = floor_postgresql(csv_path, target)
-    print(json.dumps({"rows": rows}))
+        rows, seconds = floor_postgresql(csv_path, target)
+    print(json.dumps({"rows": rows, "seconds": seconds}), flush=True)
 
 
 # --- the benchmark ------------------------------------------------------------------------------
@@ -171,8 +206,8 @@ class Bench:
                 measured = self._measure([*argv, "--target", url], self.base_env)
             finally:
                 self.scratch.drop(name)
-        rows = int(json.loads(measured.stdout)["rows"])
-        return {"seconds": measured.seconds, "peak_rss_mb": measured.peak_rss_mb, "rows": rows}
+        report = measured.json_report()
+        return _timings(measured, float(report["seconds"])) | {"rows": int(report["rows"])}
 
     def imports(self, backend: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(first import, re-import) of the synthetic ratings into a fresh catalog database."""
@@ -205,18 +240,8 @@ class Bench:
 
     @staticmethod
     def _import_result(measured: Measured) -> dict[str, Any]:
-        from benchmarks.common import BenchmarkError
-
-        try:
-            report = json.loads(measured.stdout)
-        except json.JSONDecodeError as exc:
-            raise BenchmarkError(
-                f"no JSON report from {' '.join(measured.argv)}: {measured.stdout[-500:]!r}"
-            ) from exc
-        return {
-            "seconds": measured.seconds,
-            "peak_rss_mb": measured.peak_rss_mb,
-            "reported_seconds": float(report["seconds"]),
+        report = measured.json_report()
+        return _timings(measured, float(report["seconds"])) | {
             "rows_read": int(report["files"].get("ratings.csv", 0)),
             "rows_written": int(report["written"].get("ratings", 0)),
             "readers_created": int(report.get("readers_created", 0)),
@@ -234,15 +259,18 @@ class Bench:
                 "floor": floor,
                 "import": first,
                 "reimport": again,
-                "ratio": first["seconds"] / floor["seconds"],
-                "reimport_ratio": again["seconds"] / floor["seconds"],
+                "op_ratio": _ratio(first, floor, "op_seconds"),
+                "process_ratio": _ratio(first, floor, "process_seconds"),
+                "reimport_op_ratio": _ratio(again, floor, "op_seconds"),
+                "reimport_process_ratio": _ratio(again, floor, "process_seconds"),
             }
             runs.append(run)
             log(
-                f"{backend} {repeat}/{repeats}: floor {floor['seconds']:.2f}s, "
-                f"import {first['seconds']:.2f}s (ratio {run['ratio']:.2f}, "
-                f"{first['peak_rss_mb']:.0f} MB), re-import {again['seconds']:.2f}s "
-                f"(ratio {run['reimport_ratio']:.2f})"
+                f"{backend} {repeat}/{repeats}: floor op {floor['op_seconds']:.2f}s "
+                f"(process {floor['process_seconds']:.2f}s), import op {first['op_seconds']:.2f}s "
+                f"(process {first['process_seconds']:.2f}s, {first['peak_rss_mb']:.0f} MB): "
+                f"op ratio {run['op_ratio']:.2f}, process ratio {run['process_ratio']:.2f}; "
+                f"re-import op {again['op_seconds']:.2f}s (op ratio {run['reimport_op_ratio']:.2f})"
             )
             if first["rows_read"] != floor["rows"]:
                 log(f"  warning: import read {first['rows_read']} rows, floor {floor['rows']}")
@@ -252,49 +280,73 @@ class Bench:
         def of(part: str, key: str) -> list[float]:
             return [float(run[part][key]) for run in runs]
 
-        ratio = summary([run["ratio"] for run in runs])
+        def ratios(key: str) -> dict[str, float]:
+            return summary([float(run[key]) for run in runs])
+
+        op_ratio = ratios("op_ratio")
         rss = summary(of("import", "peak_rss_mb"))
-        return {
-            "backend": backend,
-            "rows": runs[-1]["import"]["rows_read"],
-            "floor_seconds": summary(of("floor", "seconds")),
-            "import_seconds": summary(of("import", "seconds")),
-            "import_reported_seconds": summary(of("import", "reported_seconds")),
-            "reimport_seconds": summary(of("reimport", "seconds")),
-            "ratio": ratio,
-            "reimport_ratio": summary([run["reimport_ratio"] for run in runs]),
+        result: dict[str, Any] = {"backend": backend, "rows": runs[-1]["import"]["rows_read"]}
+        for part in ("floor", "import", "reimport"):
+            for key in ("op_seconds", "process_seconds", "outside_op_seconds"):
+                result[f"{part}_{key}"] = summary(of(part, key))
+        return result | {
+            "op_ratio": op_ratio,
+            "process_ratio": ratios("process_ratio"),
+            "reimport_op_ratio": ratios("reimport_op_ratio"),
+            "reimport_process_ratio": ratios("reimport_process_ratio"),
             "import_peak_rss_mb": rss,
             "reimport_peak_rss_mb": summary(of("reimport", "peak_rss_mb")),
             "floor_peak_rss_mb": summary(of("floor", "peak_rss_mb")),
             "meets_targets": {
-                "ratio": ratio["median"] <= TARGET_RATIO,
+                "op_ratio": op_ratio["median"] <= TARGET_OP_RATIO,
                 "import_peak_rss": rss["median"] <= TARGET_RSS_MB,
             },
             "runs": runs,
         }
 
 
+def _timings(measured: Measured, op_seconds: float) -> dict[str, Any]:
+    """Both clocks of one run: its own operation seconds and the whole process's."""
+    return {
+        "op_seconds": op_seconds,
+        "process_seconds": measured.seconds,
+        "outside_op_seconds": measured.seconds - op_seconds,  # start-up, set-up and exit
+        "peak_rss_mb": measured.peak_rss_mb,
+    }
+
+
+def _ratio(run: dict[str, Any], floor: dict[str, Any], key: str) -> float:
+    from benchmarks.common import BenchmarkError
+
+    if floor[key] <= 0:
+        raise BenchmarkError(f"floor {key} is {floor[key]!r}: no ratio to compute")
+    return float(run[key]) / float(floor[key])
+
+
 def markdown_table(results: list[dict[str, Any]]) -> str:
     def mark(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
+    def spread(values: dict[str, float]) -> str:
+        return f"{values['median']:.2f} ({values['min']:.2f}-{values['max']:.2f})"
+
     lines = [
-        f"| backend | rows | floor s | import s | ratio (min-max) | target <= {TARGET_RATIO:g} "
-        f"| import peak RSS MB | target <= {TARGET_RSS_MB:g} | floor peak RSS MB "
-        "| re-import ratio |",
-        "|---|---:|---:|---:|---:|---|---:|---|---:|---:|",
+        "| backend | rows | floor op s | import op s | op ratio (min-max) "
+        f"| target <= {TARGET_OP_RATIO:g} | process ratio (min-max) | import peak RSS MB "
+        f"| target <= {TARGET_RSS_MB:g} | re-import op ratio |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---|---:|",
     ]
     for r in results:
-        ratio = r["ratio"]
+        op_ratio = r["op_ratio"]
         lines.append(
-            f"| {r['backend']} | {r['rows']:,} | {r['floor_seconds']['median']:.2f} "
-            f"| {r['import_seconds']['median']:.2f} "
-            f"| **{ratio['median']:.2f}** ({ratio['min']:.2f}-{ratio['max']:.2f}) "
-            f"| {mark(r['meets_targets']['ratio'])} "
+            f"| {r['backend']} | {r['rows']:,} | {r['floor_op_seconds']['median']:.2f} "
+            f"| {r['import_op_seconds']['median']:.2f} "
+            f"| **{op_ratio['median']:.2f}** ({op_ratio['min']:.2f}-{op_ratio['max']:.2f}) "
+            f"| {mark(r['meets_targets']['op_ratio'])} "
+            f"| {spread(r['process_ratio'])} "
             f"| {r['import_peak_rss_mb']['median']:.0f} "
             f"| {mark(r['meets_targets']['import_peak_rss'])} "
-            f"| {r['floor_peak_rss_mb']['median']:.0f} "
-            f"| {r['reimport_ratio']['median']:.2f} |"
+            f"| {r['reimport_op_ratio']['median']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -362,7 +414,7 @@ def benchmark(args: argparse.Namespace) -> int:
             "repeats": args.repeats,
             "backends": backends,
         },
-        "targets": {"ratio_max": TARGET_RATIO, "import_peak_rss_mb_max": TARGET_RSS_MB},
+        "targets": {"op_ratio_max": TARGET_OP_RATIO, "import_peak_rss_mb_max": TARGET_RSS_MB},
         "machine": info,
         "synth_seconds": synth_seconds,
         "results": results,
@@ -372,9 +424,17 @@ def benchmark(args: argparse.Namespace) -> int:
 
     print(markdown_table(results))
     print()
+    outside = "; ".join(
+        f"{r['backend']}: import {r['import_outside_op_seconds']['median']:.2f} s, "
+        f"floor {r['floor_outside_op_seconds']['median']:.2f} s"
+        for r in results
+    )
     print(
-        f"ratio = import_i / floor_i per repeat (median of {args.repeats}); "
-        f"targets: ratio <= {TARGET_RATIO:g}, import peak RSS <= {TARGET_RSS_MB:g} MB. "
+        "op ratio (headline) = import's reported `seconds` / floor's own operation seconds; "
+        "process ratio = whole-process wall / whole-process wall (includes start-up); "
+        f"both per repeat, median of {args.repeats} (min-max). "
+        f"Targets: op ratio <= {TARGET_OP_RATIO:g}, import peak RSS <= {TARGET_RSS_MB:g} MB. "
+        f"Process time outside the operation (start-up, set-up, exit), median: {outside}. "
         f"{info['cpu_model']}, {info['nproc']} CPUs, PostgreSQL {info['postgresql']}, "
         f"SQLite {info['sqlite']}, commit {info['git_commit']}."
     )
@@ -386,7 +446,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.import_bench",
-        description="Import cost of goodbooks-scale ratings, as a ratio to a bulk-load floor.",
+        description="Import cost of goodbooks-scale ratings, as ratios to a bulk-load floor.",
     )
     parser.add_argument("--readers", type=int, help="synthetic readers (default: bookrec's)")
     parser.add_argument("--ratings", type=int, help="about how many ratings (default: bookrec's)")

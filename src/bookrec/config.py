@@ -8,8 +8,6 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 
 class Settings(BaseSettings):
@@ -45,6 +43,9 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value)
         except ArgumentError as exc:
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
         """The URL SQLAlchemy connects to; PostgreSQL always goes through psycopg 3."""
         if self.database_url is None:
             return f"sqlite:///{(self.var_dir / 'bookrec.sqlite3').resolve()}"
+        from sqlalchemy.engine import make_url
+
         url = make_url(self.database_url)
         if url.get_backend_name() == "postgresql":
             url = url.set(drivername="postgresql+psycopg")

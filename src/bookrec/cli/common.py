@@ -6,18 +6,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from bookrec.config import Settings, load_settings
-from bookrec.db.engine import make_engine
 from bookrec.errors import BookrecError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 console = Console(stderr=True)
 out = Console()
@@ -37,6 +38,8 @@ def settings() -> Settings:
 
 
 def engine(config: Settings | None = None) -> Engine:
+    from bookrec.db.engine import make_engine
+
     config = config or settings()
     return make_engine(config.sqlalchemy_url, hide_parameters=True)
 

@@ -7,13 +7,10 @@ import time
 from pathlib import Path
 
 import typer
-from sqlalchemy import func, select
 
-from bookrec.catalog.models import Book
 from bookrec.cli.common import byte_progress, console, engine, out, settings, user_errors
 from bookrec.interactions import synth
 from bookrec.interactions.importer import ImportReport, import_directory
-from bookrec.interactions.models import Rating
 
 app = typer.Typer(help="Import and generate data.", no_args_is_help=True)
 
@@ -120,6 +117,11 @@ def demo(
     ratings: int = typer.Option(synth.SynthConfig.ratings, min=1, help="About how many ratings"),
 ) -> None:
     """Load the bundled goodbooks-10k catalog and synthetic ratings, if the database is empty."""
+    from sqlalchemy import func, select
+
+    from bookrec.catalog.models import Book
+    from bookrec.interactions.models import Rating
+
     config = settings()
     db = engine(config)
     with db.connect() as connection:

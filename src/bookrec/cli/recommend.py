@@ -5,24 +5,20 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import typer
-from rich.table import Table
 
-from bookrec.catalog.models import Book
 from bookrec.cli.common import console, engine, fail, out, settings, user_errors
-from bookrec.interactions import repository as activity
-from bookrec.recsys.data import ReaderHistory
-from bookrec.serving.batch import batch_recommend
-from bookrec.serving.engine import LoadedModel, load_version
-from bookrec.training.dataset import load_interactions
-from bookrec.training.registry import Registry
+
+if TYPE_CHECKING:
+    from bookrec.serving.engine import LoadedModel
 
 
 def _active_model() -> LoadedModel:
+    from bookrec.serving.engine import load_version
+    from bookrec.training.registry import Registry
+
     registry = Registry(settings().models_dir)
     version = registry.active()
     if version is None:
@@ -45,6 +41,12 @@ def recommend(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Recommend books with the active model."""
+    from rich.table import Table
+
+    from bookrec.catalog.models import Book
+    from bookrec.interactions import repository as activity
+    from bookrec.recsys.data import ReaderHistory
+
     if batch is not None and user is None:
         if out_path is None:
             fail("--batch needs --out RECS.csv", code=2)
@@ -104,6 +106,14 @@ def recommend(
 
 
 def _batch(users_csv: Path, out_path: Path, k: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from bookrec.interactions import repository as activity
+    from bookrec.serving.batch import batch_recommend
+    from bookrec.training.dataset import load_interactions
+
     started = time.perf_counter()
     try:
         table = pacsv.read_csv(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
 from bookrec.cli.common import settings
 
@@ -16,6 +15,8 @@ def serve(
     ),
 ) -> None:
     """Serve the API and its docs (/docs)."""
+    import uvicorn
+
     config = settings()
     uvicorn.run(
         "bookrec.api.app:create_app",

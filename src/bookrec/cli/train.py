@@ -8,9 +8,6 @@ from typing import Any
 import typer
 
 from bookrec.cli.common import console, engine, fail, out, settings, user_errors
-from bookrec.recsys.registry import ALGORITHMS, DEFAULT_ALGO
-from bookrec.training.registry import Registry
-from bookrec.training.service import train as train_model
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -29,15 +26,16 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 @user_errors
 def train(
-    algo: str = typer.Option(
-        None, help=f"Algorithm: {', '.join(sorted(ALGORITHMS))} (default: the best, {DEFAULT_ALGO})"
-    ),
+    algo: str = typer.Option(None, help="Algorithm, e.g. popularity (default: the best)"),
     param: list[str] = typer.Option([], "--param", help="Hyper-parameter as key=value; repeatable"),
     activate: bool = typer.Option(True, help="Make the new version the active one"),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if a model is active"),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON"),
 ) -> None:
     """Train a model on everything in the database and register it as a new version."""
+    from bookrec.training.registry import Registry
+    from bookrec.training.service import train as train_model
+
     config = settings()
     registry = Registry(config.models_dir)
     if if_missing and registry.active() is not None:

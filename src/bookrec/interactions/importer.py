@@ -7,11 +7,13 @@ Re-importing the same data updates nothing, because every write skips unchanged 
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, select
 
@@ -252,6 +254,47 @@ def _read_book_tags(connection: Connection, path: Path) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+T = TypeVar("T")
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Run `items` in a helper thread, `depth` ahead of the consumer.
+
+    Parsing a block (pyarrow and numpy, which release the GIL) then overlaps with writing the
+    previous one. An exception in the producer is raised in the consumer; a consumer that
+    stops early stops the producer.
+    """
+    done = object()
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as error:  # handed to the consumer, raised there
+            buffer.put(error)
+
+    worker = threading.Thread(target=produce, name="import-prefetch", daemon=True)
+    worker.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def _import_big_file(
     connection: Connection,
     path: Path,
@@ -265,7 +308,7 @@ def _import_big_file(
     writer = make_writer(connection, target, source, readers)
     done = len(source.header_bytes)
     try:
-        for block in iter_blocks(source, target.spec, known_books):
+        for block in prefetch(iter_blocks(source, target.spec, known_books)):
             writer.write(block)
             done += len(block.raw)
             if progress:
