@@ -98,6 +98,8 @@ def test_bulk_load_leaves_keys_and_constraints_in_place(
     with engine.begin() as connection, pytest.raises(IntegrityError):
         connection.execute(text("INSERT INTO ratings (reader_id, book_id, rating) "
                                 "SELECT reader_id, book_id, rating FROM ratings LIMIT 1"))
+    with engine.begin() as connection, pytest.raises(IntegrityError):
+        connection.execute(text("UPDATE ratings SET rating = 9 WHERE rating = 5"))
     # a reader created after the import gets a fresh id from the sequence
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO readers (created_at) VALUES (CURRENT_TIMESTAMP)"))
@@ -151,6 +153,30 @@ def test_bad_rating_fails_with_location_and_keeps_nothing(
     )
     assert f"ratings.csv, line {bad_line}, column 'rating'" in str(error)
     assert snapshot(engine) == before
+
+
+def test_bad_rating_into_empty_tables_keeps_catalog_and_keys(
+    engine: Engine, small_dataset: Path, tmp_path: Path
+) -> None:
+    """The fast path (empty ratings table) fails as cleanly as the merge path."""
+    catalog_only = tmp_path / "catalog"
+    catalog_only.mkdir()
+    for name in ("books.csv", "tags.csv", "book_tags.csv"):
+        (catalog_only / name).write_bytes((small_dataset / name).read_bytes())
+    import_directory(engine, catalog_only)
+    before = snapshot(engine)
+    ratings = small_dataset / "ratings.csv"
+    lines = ratings.read_text().splitlines()
+    fields = lines[2000].split(",")
+    fields[2] = "7"
+    lines[2000] = ",".join(fields)
+    ratings.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportFailed, match=r"ratings.csv, line 2001, column 'rating': 7"):
+        import_directory(engine, small_dataset)
+    assert snapshot(engine) == before
+    check = inspect(engine)
+    assert check.get_pk_constraint("ratings")["constrained_columns"] == ["reader_id", "book_id"]
+    assert len(check.get_foreign_keys("ratings")) == 2
 
 
 def test_failure_on_first_import_leaves_database_empty(engine: Engine, small_dataset: Path) -> None:

@@ -3,11 +3,12 @@
 Rows arrive as validated numpy blocks; data set user ids become reader ids in Python (new
 readers get ids allocated here and are inserted in one batch), so the database only stores.
 
-PostgreSQL, empty target table: the table's keys and constraints are dropped inside the
+PostgreSQL, empty target table: the table's key and constraints are dropped inside the
 import's transaction, rows stream in with binary `COPY`, then the primary key is rebuilt in
-one sorted pass and the foreign keys are re-attached. Rows were checked against the same
-transaction's books and readers, so the foreign keys are attached `NOT VALID` instead of
-being re-proven by a second scan. A failure rolls everything back, constraints included.
+one sorted pass and the other constraints are re-attached. Every row was checked here against
+the same transaction's books and readers and the value ranges, so the foreign keys and checks
+are attached `NOT VALID` (enforced for every later write) instead of being re-proven by
+another scan of millions of rows. A failure rolls everything back, constraints included.
 PostgreSQL, table with rows: binary `COPY` into a temporary table, then one set-based
 `INSERT ... ON CONFLICT DO UPDATE` that skips unchanged rows.
 SQLite: `executemany` upserts in one large transaction, foreign-key checks off for that
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    CheckConstraint,
     Connection,
     ForeignKeyConstraint,
     PrimaryKeyConstraint,
@@ -267,7 +269,9 @@ class PostgresWriter:
             self._dropped = [
                 constraint
                 for constraint in target.table.constraints
-                if isinstance(constraint, PrimaryKeyConstraint | ForeignKeyConstraint)
+                if isinstance(
+                    constraint, PrimaryKeyConstraint | ForeignKeyConstraint | CheckConstraint
+                )
             ]
             # foreign keys first: nothing else depends on them; the key last
             self._dropped.sort(key=lambda c: c is target.table.primary_key)

@@ -356,7 +356,7 @@ def _parse_block(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    read = pacsv.ReadOptions(column_names=source.header, use_threads=True)
+    read = pacsv.ReadOptions(column_names=source.header, use_threads=False)
     try:
         table = pacsv.read_csv(io.BytesIO(raw), read_options=read, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
