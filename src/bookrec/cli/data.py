@@ -117,7 +117,7 @@ def demo(
     ratings: int = typer.Option(synth.SynthConfig.ratings, min=1, help="About how many ratings"),
 ) -> None:
     """Load the bundled goodbooks-10k catalog and synthetic ratings, if the database is empty."""
-    from sqlalchemy import func, select
+    from sqlalchemy import exists, func, select
 
     from bookrec.catalog.models import Book
     from bookrec.interactions.models import Rating
@@ -126,10 +126,10 @@ def demo(
     db = engine(config)
     with db.connect() as connection:
         books = connection.execute(select(func.count()).select_from(Book)).scalar_one()
-        rated = connection.execute(select(func.count()).select_from(Rating)).scalar_one()
+        rated = connection.execute(select(exists().select_from(Rating))).scalar_one()
     if rated:
         console.print(
-            f"the database already holds {books:,} books and {rated:,} ratings: nothing to load",
+            f"the database already holds {books:,} books and their ratings: nothing to load",
             highlight=False,
         )
         return

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from bookrec.catalog.models import Book, BookAuthor, BookTag
-from bookrec.interactions.models import Rating
 from bookrec.recsys.data import Catalog, IdMap, Interactions
 
 FETCH_ROWS = 500_000
@@ -50,18 +49,11 @@ def load_snapshot(connection: Connection) -> Snapshot:
 
 def load_interactions(connection: Connection, items: IdMap) -> Interactions:
     """All ratings as arrays (reader_id, book_id, rating, rated_at; -1 for unknown times)."""
+    query = "SELECT reader_id, book_id, rating, coalesce(rated_at, -1) FROM ratings"
     if connection.dialect.name == "postgresql":
-        columns = _copy_out(
-            connection,
-            "SELECT reader_id, book_id, rating, coalesce(rated_at, -1) FROM ratings",
-        )
+        columns = _copy_out(connection, query)
     else:
-        columns = _fetch_columns(
-            connection,
-            select(
-                Rating.reader_id, Rating.book_id, Rating.rating, func.coalesce(Rating.rated_at, -1)
-            ),
-        )
+        columns = _fetch_columns(connection, query)
     readers, books, ratings, times = columns
     has_time = bool(len(times)) and bool((times >= 0).any())
     return Interactions.from_ids(
@@ -86,15 +78,20 @@ def _copy_out(connection: Connection, query: str) -> list[np.ndarray]:
     return [table.column(c).to_numpy() for c in "abcd"]
 
 
-def _fetch_columns(connection: Connection, query: object) -> list[np.ndarray]:
-    result = connection.execute(query)  # type: ignore[call-overload]
-    parts: list[np.ndarray] = []
-    while rows := result.fetchmany(FETCH_ROWS):
-        parts.append(np.asarray(rows, dtype=np.int64))
+def _fetch_columns(connection: Connection, query: str) -> list[np.ndarray]:
+    """Rows of integers in large batches, straight from the driver (no Row objects)."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(query)
+        parts: list[np.ndarray] = []
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            parts.append(np.asarray(rows, dtype=np.int64))
+    finally:
+        cursor.close()
     if not parts:
         return [np.zeros(0, dtype=np.int64) for _ in range(4)]
     stacked = np.concatenate(parts)
-    return [stacked[:, i] for i in range(stacked.shape[1])]
+    return [np.ascontiguousarray(stacked[:, i]) for i in range(stacked.shape[1])]
 
 
 def load_catalog(connection: Connection) -> Catalog:
