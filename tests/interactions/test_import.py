@@ -90,14 +90,21 @@ def test_bulk_load_leaves_keys_and_constraints_in_place(
     check = inspect(engine)
     for table in ("ratings", "shelf"):
         assert check.get_pk_constraint(table)["constrained_columns"] == ["reader_id", "book_id"]
-        assert {fk["referred_table"] for fk in check.get_foreign_keys(table)} == {"books", "readers"}
+        assert {fk["referred_table"] for fk in check.get_foreign_keys(table)} == {
+            "books",
+            "readers",
+        }
     with engine.begin() as connection, pytest.raises(IntegrityError):
         connection.execute(
             text("INSERT INTO ratings (reader_id, book_id, rating) VALUES (1, 999999, 5)")
         )
     with engine.begin() as connection, pytest.raises(IntegrityError):
-        connection.execute(text("INSERT INTO ratings (reader_id, book_id, rating) "
-                                "SELECT reader_id, book_id, rating FROM ratings LIMIT 1"))
+        connection.execute(
+            text(
+                "INSERT INTO ratings (reader_id, book_id, rating) "
+                "SELECT reader_id, book_id, rating FROM ratings LIMIT 1"
+            )
+        )
     with engine.begin() as connection, pytest.raises(IntegrityError):
         connection.execute(text("UPDATE ratings SET rating = 9 WHERE rating = 5"))
     # a reader created after the import gets a fresh id from the sequence
