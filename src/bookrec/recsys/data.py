@@ -99,6 +99,33 @@ class Catalog:
     author_ids: np.ndarray
     tag_indptr: np.ndarray  # CSR of item -> tag ids
     tag_ids: np.ndarray
+    # text, for content similarity and for explanations (optional: not every test builds it)
+    title: np.ndarray | None = None  # unicode strings
+    authors: np.ndarray | None = None  # the data set's comma-separated author string
+    series: np.ndarray | None = None  # '' where none
+    tag_vocab_ids: np.ndarray | None = None  # sorted tag ids used by the catalog
+    tag_vocab_names: np.ndarray | None = None  # their names, aligned
+
+    def title_of(self, index: int) -> str:
+        """A book's title by item index, or its id when the catalog carries no titles."""
+        if self.title is None:
+            return f"book {int(self.items.ids[index])}"
+        return str(self.title[index])
+
+    def tag_names_of(self, tag_ids: np.ndarray) -> list[str]:
+        if self.tag_vocab_ids is None or self.tag_vocab_names is None:
+            return [str(t) for t in tag_ids]
+        position = IdMap(self.tag_vocab_ids).index(tag_ids)
+        return [
+            str(self.tag_vocab_names[p]) if p >= 0 else str(t)
+            for p, t in zip(position, tag_ids, strict=True)
+        ]
+
+    def tags_of(self, index: int) -> np.ndarray:
+        return self.tag_ids[self.tag_indptr[index] : self.tag_indptr[index + 1]]
+
+    def authors_of(self, index: int) -> np.ndarray:
+        return self.author_ids[self.author_indptr[index] : self.author_indptr[index + 1]]
 
     @classmethod
     def empty(cls, items: IdMap) -> Catalog:
@@ -123,6 +150,17 @@ class Catalog:
             "catalog_author_ids": self.author_ids,
             "catalog_tag_indptr": self.tag_indptr,
             "catalog_tag_ids": self.tag_ids,
+            **{
+                f"catalog_{name}": value
+                for name, value in (
+                    ("title", self.title),
+                    ("authors", self.authors),
+                    ("series", self.series),
+                    ("tag_vocab_ids", self.tag_vocab_ids),
+                    ("tag_vocab_names", self.tag_vocab_names),
+                )
+                if value is not None
+            },
         }
 
     @classmethod
@@ -135,6 +173,11 @@ class Catalog:
             author_ids=arrays["catalog_author_ids"],
             tag_indptr=arrays["catalog_tag_indptr"],
             tag_ids=arrays["catalog_tag_ids"],
+            title=arrays.get("catalog_title"),
+            authors=arrays.get("catalog_authors"),
+            series=arrays.get("catalog_series"),
+            tag_vocab_ids=arrays.get("catalog_tag_vocab_ids"),
+            tag_vocab_names=arrays.get("catalog_tag_vocab_names"),
         )
 
     def authors_matrix(self) -> sp.csr_matrix:

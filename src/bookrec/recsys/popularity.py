@@ -37,6 +37,7 @@ class PopularityRecommender:
     """Same list for everyone, minus what the reader has read and what filters rule out."""
 
     algo: ClassVar[str] = "popularity"
+    config_class: ClassVar[type[PopularityConfig]] = PopularityConfig
 
     def __init__(self, config: PopularityConfig | None = None) -> None:
         self.config = config or PopularityConfig()

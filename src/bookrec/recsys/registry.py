@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bookrec.recsys.base import Recommender
-from bookrec.recsys.popularity import PopularityConfig, PopularityRecommender
+from bookrec.recsys.popularity import PopularityRecommender
 
 ALGORITHMS: dict[str, type[Any]] = {"popularity": PopularityRecommender}
 DEFAULT_ALGO = "popularity"
@@ -16,9 +16,9 @@ def build(algo: str, params: dict[str, Any] | None = None) -> Recommender:
     """A fresh, unfitted recommender; raises ValueError for an unknown name or bad params."""
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(sorted(ALGORITHMS))}")
-    if algo == "popularity":
-        return PopularityRecommender(PopularityConfig(**(params or {})))
-    raise ValueError(f"no builder for {algo!r}")
+    cls = ALGORITHMS[algo]
+    model: Recommender = cls(cls.config_class(**(params or {})))
+    return model
 
 
 def load(algo: str, directory: Path) -> Recommender:

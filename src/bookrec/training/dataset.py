@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, select
 
-from bookrec.catalog.models import Book, BookAuthor, BookTag
+from bookrec.catalog.models import Book, BookAuthor, BookTag, Tag
 from bookrec.recsys.data import Catalog, IdMap, Interactions
 
 FETCH_ROWS = 500_000
@@ -97,9 +97,14 @@ def _fetch_columns(connection: Connection, query: str) -> list[np.ndarray]:
 def load_catalog(connection: Connection) -> Catalog:
     """Books with the facts filters use: year, language, authors, tags."""
     rows = connection.execute(
-        select(Book.book_id, Book.original_publication_year, Book.language_code).order_by(
-            Book.book_id
-        )
+        select(
+            Book.book_id,
+            Book.original_publication_year,
+            Book.language_code,
+            Book.title,
+            Book.authors,
+            Book.series,
+        ).order_by(Book.book_id)
     ).all()
     items = IdMap(np.asarray([r[0] for r in rows], dtype=np.int64))
     year = np.asarray([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float32)
@@ -110,7 +115,22 @@ def load_catalog(connection: Connection) -> Catalog:
     tag_indptr, tag_ids = _csr(
         connection.execute(select(BookTag.book_id, BookTag.tag_id)).all(), items
     )
-    return Catalog(items, year, language, author_indptr, author_ids, tag_indptr, tag_ids)
+    used_tags = np.unique(tag_ids)
+    names = {row.tag_id: row.name for row in connection.execute(select(Tag.tag_id, Tag.name))}
+    return Catalog(
+        items,
+        year,
+        language,
+        author_indptr,
+        author_ids,
+        tag_indptr,
+        tag_ids,
+        title=np.asarray([r[3] for r in rows], dtype=str),
+        authors=np.asarray([r[4] or "" for r in rows], dtype=str),
+        series=np.asarray([r[5] or "" for r in rows], dtype=str),
+        tag_vocab_ids=used_tags,
+        tag_vocab_names=np.asarray([names.get(int(t), str(t)) for t in used_tags], dtype=str),
+    )
 
 
 def _csr(pairs: Sequence[Any], items: IdMap) -> tuple[np.ndarray, np.ndarray]:
