@@ -66,9 +66,9 @@ def test_trending_decays_with_age() -> None:
         interactions(), catalog()
     )
     # newest rating is day 100: book 40's one like (age 0) beats 20's three (age 90: 3 / 2**9)
-    assert model.scores[3] == pytest.approx(1.0)
-    assert model.scores[1] == pytest.approx(3 * 0.5**9)
-    assert model.scores[0] == pytest.approx(3 * 0.5**10)
+    assert model.scores_all[3] == pytest.approx(1.0)
+    assert model.scores_all[1] == pytest.approx(3 * 0.5**9)
+    assert model.scores_all[0] == pytest.approx(3 * 0.5**10)
     assert ids(model.recommend(ReaderHistory.empty(), 3)) == [40, 20, 10]
 
 
@@ -109,7 +109,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert manifest["algo"] == "popularity" and manifest["params"]["mode"] == "trending"
     loaded = PopularityRecommender.load(tmp_path / "m")
     assert loaded.config == model.config
-    np.testing.assert_array_equal(loaded.scores, model.scores)
+    np.testing.assert_array_equal(loaded.scores_all, model.scores_all)
     history = ReaderHistory.of([(20, 4.0)])
     assert loaded.recommend(history, 5, filters=Filters(language="eng")) == model.recommend(
         history, 5, filters=Filters(language="eng")

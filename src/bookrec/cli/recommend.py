@@ -129,16 +129,14 @@ def _batch(users_csv: Path, out_path: Path, k: int) -> None:
     db = engine()
     with db.connect() as connection:
         mapping = activity.reader_ids_by_external(connection, user_ids.tolist())
-        interactions = load_interactions(connection, loaded.popular.catalog.items)  # type: ignore[union-attr]
+        interactions = load_interactions(connection, loaded.model.require_catalog().items)
         shelves = activity.all_shelves(connection)
     readers = np.asarray([mapping.get(int(u), -1) for u in user_ids], dtype=np.int64)
-    out_user, out_book, out_rank, out_score = [], [], [], []
-    for position, picks in batch_recommend(loaded.model, interactions, readers, k, shelves):
-        for rank, (book_id, score) in enumerate(picks, start=1):
-            out_user.append(int(user_ids[position]))
-            out_book.append(book_id)
-            out_rank.append(rank)
-            out_score.append(score)
+    book_ids, scores = batch_recommend(loaded.model, interactions, readers, k, shelves)
+    found = book_ids >= 0
+    ranks = np.broadcast_to(np.arange(1, book_ids.shape[1] + 1), book_ids.shape)
+    out_user = np.broadcast_to(user_ids[:, None], book_ids.shape)[found]
+    out_book, out_rank, out_score = book_ids[found], ranks[found], scores[found]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = out_path.with_name(out_path.name + ".tmp")
     with temporary.open("wb") as handle:

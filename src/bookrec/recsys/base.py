@@ -92,9 +92,26 @@ class ScoringRecommender:
     """
 
     algo: ClassVar[str]
+    config_class: ClassVar[type[Any]]
+    config: Any
     catalog: Catalog | None
 
     # -- to implement ------------------------------------------------------------------------
+    def fit(self, interactions: Interactions, catalog: Catalog) -> ScoringRecommender:
+        raise NotImplementedError
+
+    def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
+        """Short human sentences saying why `book_id` suits this history."""
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write the model as an artifact; returns its manifest."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, directory: Path) -> ScoringRecommender:
+        raise NotImplementedError
+
     def scores(self, histories: sp.csr_matrix) -> np.ndarray:
         """Scores (n_histories x n_items, float32) for histories given as rows over the catalog."""
         raise NotImplementedError

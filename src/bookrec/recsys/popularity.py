@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from bookrec.recsys.artifacts import read_artifact, write_artifact
-from bookrec.recsys.base import Recommendation, allowed_mask, top_k
+from bookrec.recsys.base import Recommendation, ScoringRecommender, allowed_mask, top_k
 from bookrec.recsys.data import Catalog, Filters, Interactions, ReaderHistory
 
 DAY = 86_400
@@ -33,7 +34,7 @@ class PopularityConfig(BaseModel):
     half_life_days: float = Field(30.0, gt=0)
 
 
-class PopularityRecommender:
+class PopularityRecommender(ScoringRecommender):
     """Same list for everyone, minus what the reader has read and what filters rule out."""
 
     algo: ClassVar[str] = "popularity"
@@ -42,7 +43,7 @@ class PopularityRecommender:
     def __init__(self, config: PopularityConfig | None = None) -> None:
         self.config = config or PopularityConfig()
         self.catalog: Catalog | None = None
-        self.scores: np.ndarray = np.zeros(0, dtype=np.float64)
+        self.scores_all: np.ndarray = np.zeros(0, dtype=np.float64)
         self.liked: np.ndarray = np.zeros(0, dtype=np.int64)
         self.counts: np.ndarray = np.zeros(0, dtype=np.int64)
         self.mean: np.ndarray = np.zeros(0, dtype=np.float64)
@@ -84,9 +85,19 @@ class PopularityRecommender:
             # liked counts are whole numbers: adding the shrunk mean / 10 (< 1) breaks their
             # ties by rating without reordering different counts
             primary = self.liked + self.mean / 10
-        self.scores = np.where(counts > 0, primary, -np.inf)
+        self.scores_all = np.where(counts > 0, primary, -np.inf)
         self.catalog = catalog
         return self
+
+    def scores(self, histories: sp.csr_matrix) -> np.ndarray:
+        """The same scores for every reader (unrated books lowest but finite)."""
+        finite = np.isfinite(self.scores_all)
+        floor = float(self.scores_all[finite].min()) - 1.0 if finite.any() else 0.0
+        row = np.where(finite, self.scores_all, floor).astype(np.float32)
+        return np.broadcast_to(row, (histories.shape[0], len(row)))
+
+    def item_scores(self, item_index: int) -> np.ndarray:
+        return np.zeros(len(self.scores_all), dtype=np.float32)
 
     def _require_fit(self) -> Catalog:
         if self.catalog is None:
@@ -102,8 +113,8 @@ class PopularityRecommender:
     ) -> list[Recommendation]:
         catalog = self._require_fit()
         allowed = allowed_mask(catalog, history, exclude, filters)
-        best = top_k(self.scores, k, allowed)
-        return [Recommendation(int(catalog.items.ids[i]), float(self.scores[i])) for i in best]
+        best = top_k(self.scores_all, k, allowed)
+        return [Recommendation(int(catalog.items.ids[i]), float(self.scores_all[i])) for i in best]
 
     def similar(self, book_id: int, k: int, filters: Filters | None = None) -> list[Recommendation]:
         """Popular books sharing an author or tag with `book_id` (popularity's similar)."""
@@ -119,8 +130,8 @@ class PopularityRecommender:
         related[index] = False
         if filters is not None and not filters.is_empty():
             related &= filters.allowed(catalog)
-        best = top_k(self.scores, k, related)
-        return [Recommendation(int(catalog.items.ids[i]), float(self.scores[i])) for i in best]
+        best = top_k(self.scores_all, k, related)
+        return [Recommendation(int(catalog.items.ids[i]), float(self.scores_all[i])) for i in best]
 
     def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
         catalog = self._require_fit()
@@ -147,7 +158,7 @@ class PopularityRecommender:
             "reference_time": self.reference_time,
         }
         arrays = {
-            "scores": self.scores,
+            "scores": self.scores_all,
             "liked": self.liked,
             "counts": self.counts,
             "mean": self.mean,
@@ -159,7 +170,7 @@ class PopularityRecommender:
     def load(cls, directory: Path) -> PopularityRecommender:
         manifest, arrays = read_artifact(directory)
         model = cls(PopularityConfig(**manifest["params"]))
-        model.scores = arrays["scores"]
+        model.scores_all = arrays["scores"]
         model.liked = arrays["liked"]
         model.counts = arrays["counts"]
         model.mean = arrays["mean"]

@@ -16,7 +16,7 @@ import structlog
 
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.artifacts import ArtifactError
-from bookrec.recsys.base import Recommender
+from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.popularity import PopularityRecommender
 from bookrec.training.registry import ModelVersion, Registry
 
@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 class LoadedModel:
     version: str
     info: dict[str, Any]
-    model: Recommender
+    model: ScoringRecommender
     popular: PopularityRecommender
     trending: PopularityRecommender
 
@@ -40,7 +40,7 @@ def load_version(version: ModelVersion) -> LoadedModel:
     """Load every artifact of a version, verifying checksums; raises ArtifactError."""
     popular = PopularityRecommender.load(version.path / "popular")
     trending = PopularityRecommender.load(version.path / "trending")
-    model: Recommender = popular
+    model: ScoringRecommender = popular
     if version.algo != "popularity":
         try:
             model = algorithms.load(version.algo, version.path / "model")
