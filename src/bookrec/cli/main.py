@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bookrec.cli import data, db
+from bookrec.cli.evaluate import evaluate, tune
 from bookrec.cli.recommend import recommend
 from bookrec.cli.serve import serve
 from bookrec.cli.train import train
@@ -17,9 +18,11 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(data.app, name="data")
-app.command()(train)
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
 app.command()(recommend)
 app.command()(serve)
+app.command()(evaluate)
+app.command()(tune)
 
 if __name__ == "__main__":
     app()

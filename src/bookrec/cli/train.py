@@ -24,15 +24,39 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def extra_params(arguments: list[str]) -> list[str]:
+    """`--factors 64 --iterations=15` (options a model takes) -> ["factors=64", "iterations=15"]."""
+    pairs: list[str] = []
+    index = 0
+    while index < len(arguments):
+        argument = arguments[index]
+        if not argument.startswith("--") or len(argument) < 3:
+            fail(f"unexpected argument {argument!r}", code=2)
+        name, sep, value = argument[2:].partition("=")
+        if not sep:
+            if index + 1 >= len(arguments):
+                fail(f"{argument} needs a value", code=2)
+            index += 1
+            value = arguments[index]
+        pairs.append(f"{name.replace('-', '_')}={value}")
+        index += 1
+    return pairs
+
+
 @user_errors
 def train(
+    context: typer.Context,
     algo: str = typer.Option(None, help="Algorithm, e.g. popularity (default: the best)"),
     param: list[str] = typer.Option([], "--param", help="Hyper-parameter as key=value; repeatable"),
     activate: bool = typer.Option(True, help="Make the new version the active one"),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if a model is active"),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON"),
 ) -> None:
-    """Train a model on everything in the database and register it as a new version."""
+    """Train a model on everything in the database and register it as a new version.
+
+    Hyper-parameters go as `--param key=value` or directly as options the model takes,
+    e.g. `bookrec train --algo als --factors 64 --iterations 15`.
+    """
     from bookrec.training.registry import Registry
     from bookrec.training.service import train as train_model
 

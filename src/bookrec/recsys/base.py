@@ -182,7 +182,8 @@ class ScoringRecommender:
             take = min(k, scores.shape[1])
             part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
             part_scores = np.take_along_axis(scores, part, axis=1)
-            order = np.argsort(-part_scores, axis=1, kind="stable")
+            # best first; equal scores go to the lower item index, as in top_k
+            order = np.lexsort((part, -part_scores), axis=1)
             best = np.take_along_axis(part, order, axis=1)
             best_scores = np.take_along_axis(part_scores, order, axis=1)
             best[~np.isfinite(best_scores)] = -1

@@ -5,11 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bookrec.recsys.als import AlsRecommender
 from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.content import ContentRecommender
+from bookrec.recsys.ease import EaseRecommender
+from bookrec.recsys.hybrid import DEFAULT_COMPONENTS, HybridRecommender
+from bookrec.recsys.knn import ItemKnnRecommender
 from bookrec.recsys.popularity import PopularityRecommender
 
-ALGORITHMS: dict[str, type[Any]] = {"popularity": PopularityRecommender}
-DEFAULT_ALGO = "popularity"
+ALGORITHMS: dict[str, type[Any]] = {
+    model.algo: model
+    for model in (
+        PopularityRecommender,
+        ContentRecommender,
+        ItemKnnRecommender,
+        AlsRecommender,
+        EaseRecommender,
+        HybridRecommender,
+    )
+}
+DEFAULT_ALGO = "hybrid"
+HYBRID_COMPONENTS = DEFAULT_COMPONENTS
 
 
 def build(algo: str, params: dict[str, Any] | None = None) -> ScoringRecommender:

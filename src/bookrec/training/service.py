@@ -14,6 +14,7 @@ from bookrec.recsys import registry as algorithms
 from bookrec.recsys.popularity import PopularityConfig, PopularityRecommender
 from bookrec.training.dataset import load_snapshot
 from bookrec.training.registry import ModelVersion, Registry
+from bookrec.training.tuned import TunedParams
 
 Progress = Callable[[str], None]
 
@@ -26,13 +27,22 @@ def train(
     *,
     activate: bool = True,
     progress: Progress | None = None,
+    tuned: TunedParams | None = None,
 ) -> ModelVersion:
     """Fit `algo` (default: the best available) on everything in the database.
 
     Every version also carries all-time and trending popularity, which serve the popular and
-    trending lists and act as the cold-start fallback.
+    trending lists and act as the cold-start fallback. Without explicit `params`, the ones
+    `bookrec tune` stored for the algorithm (and for a hybrid's components) are used.
     """
     algo = algo or algorithms.DEFAULT_ALGO
+    params = dict(params or {})
+    if tuned is not None and not params:
+        params = tuned.params(algo)
+        if algo == "hybrid" and "components" not in params:
+            params["components"] = {
+                name: tuned.params(name) for name in algorithms.HYBRID_COMPONENTS
+            }
     try:
         model = algorithms.build(algo, params)
     except (ValueError, ValidationError) as exc:

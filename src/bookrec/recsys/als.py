@@ -1,0 +1,239 @@
+"""Implicit-feedback matrix factorisation (ALS), with fold-in for readers it never saw.
+
+Model (Hu, Koren & Volinsky 2008, as `implicit` implements it): every rating becomes a
+preference p_ui = 1 with confidence c_ui = alpha * w_ui, where the weight w_ui is 1
+("binary"), the rating ("rating") or its Okapi BM25 weight ("bm25": the rating damped by the
+reader's history length and scaled by the book's inverse reader frequency). Unrated pairs have
+p = 0, c = 1. ALS alternates exact-ish least-squares solves for user factors X and item
+factors Y minimising sum_ui c_ui (p_ui - x_u.y_i)^2 + lambda (|X|^2 + |Y|^2).
+
+Fold-in: only Y is kept. For any history row (a new reader, or a reader with new ratings) the
+user vector is the same least-squares solve with Y fixed,
+
+    x_u = (Y'Y + Y'(C_u - I)Y + lambda I)^-1 Y' C_u p_u,
+
+whose Y'Y is computed once; the per-row factors x factors systems are solved in native code
+(`implicit`'s `recalculate_user`, Cholesky). Scores are x_u . y_i, so a reader's new ratings
+change their recommendations at once, without retraining. Similar books are cosines of item
+factors; an explanation names the history books whose factors point closest to the book,
+weighted by their confidence.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+from bookrec.recsys.artifacts import read_artifact, write_artifact
+from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
+
+PARALLEL_ROWS = 64  # fold-in batches this large use every core
+
+
+@functools.cache
+def _controller() -> Any:
+    return ThreadpoolController()
+
+
+def _single_threaded_blas() -> Any:
+    """A context that limits BLAS to one thread (implicit runs its own thread pool).
+
+    One ThreadpoolController is created lazily and reused: creating one scans every loaded
+    library (~1 ms), limiting through it costs microseconds.
+    """
+    return _controller().limit(limits=1, user_api="blas")
+
+
+class AlsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    factors: int = Field(64, ge=1, le=1024)
+    regularization: float = Field(0.05, gt=0)
+    iterations: int = Field(15, ge=1)
+    alpha: float = Field(2.0, gt=0, description="confidence = alpha * weight")
+    weighting: Literal["binary", "rating", "bm25"] = "binary"
+    bm25_k1: float = Field(100, ge=0)
+    bm25_b: float = Field(0.8, ge=0, le=1)
+    min_rating: float = Field(0.0, description="ratings below this are dropped")
+    seed: int = 1
+
+
+class AlsRecommender(ScoringRecommender):
+    """Implicit ALS over the catalog's items; readers are folded in from their history."""
+
+    algo: ClassVar[str] = "als"
+    config_class: ClassVar[type[AlsConfig]] = AlsConfig
+
+    def __init__(self, config: AlsConfig | None = None) -> None:
+        self.config = config or AlsConfig()
+        self.catalog: Catalog | None = None
+        self.item_factors = np.zeros((0, self.config.factors), dtype=np.float32)
+        self.user_factors: np.ndarray | None = None  # training readers' factors (not saved)
+        self.user_ids: np.ndarray | None = None  # their ids, aligned with user_factors
+        self.idf = np.zeros(0, dtype=np.float32)  # bm25 only
+        self.average_length = 1.0  # bm25 only: mean history weight of training readers
+        self._unit_items = np.zeros((0, self.config.factors), dtype=np.float32)
+        self._model: Any = None
+        self._model_single: Any = None
+
+    # -- weighting ---------------------------------------------------------------------------
+    def confidence(self, ratings: sp.csr_matrix) -> sp.csr_matrix:
+        """Rows of ratings -> rows of confidences alpha * weight; modifies `ratings` in place.
+
+        Ratings below `min_rating` are dropped, and so are entries whose weight is not positive.
+        """
+        cfg = self.config
+        data = ratings.data
+        if cfg.min_rating > 0 or (data <= 0).any():
+            data[data < cfg.min_rating] = 0
+            data[data < 0] = 0
+            ratings.eliminate_zeros()
+            data = ratings.data
+        if cfg.weighting == "binary":
+            data.fill(cfg.alpha)
+        elif cfg.weighting == "rating":
+            if cfg.alpha != 1:
+                data *= np.float32(cfg.alpha)
+        else:
+            rows = np.repeat(np.arange(ratings.shape[0]), np.diff(ratings.indptr))
+            lengths = np.bincount(rows, weights=data, minlength=ratings.shape[0])
+            norm = (1 - cfg.bm25_b) + cfg.bm25_b * lengths / self.average_length
+            data *= (
+                (cfg.alpha * (cfg.bm25_k1 + 1)) / (cfg.bm25_k1 * norm[rows] + data)
+            ) * self.idf[ratings.indices]
+        return ratings
+
+    def _fit_bm25(self, ratings: sp.csr_matrix) -> None:
+        """Item idf and mean history length from the training matrix (BM25, as implicit's)."""
+        kept = ratings.data >= max(self.config.min_rating, np.finfo(np.float32).tiny)
+        readers = max(ratings.shape[0], 1)
+        frequency = np.bincount(ratings.indices[kept], minlength=ratings.shape[1])
+        # floored: a book nearly everyone read still counts as a (weak) positive
+        self.idf = np.maximum(np.log(readers) - np.log1p(frequency), 0.01).astype(np.float32)
+        total = float(ratings.data[kept].sum())
+        self.average_length = total / readers if total > 0 else 1.0
+
+    # -- fitting -----------------------------------------------------------------------------
+    def _new_model(self, num_threads: int = 0) -> Any:
+        cfg = self.config
+        return AlternatingLeastSquares(
+            num_threads=num_threads,
+            factors=cfg.factors,
+            regularization=cfg.regularization,
+            alpha=1.0,  # confidences are scaled here, so implicit makes no scaled copy
+            dtype=np.float32,
+            iterations=cfg.iterations,
+            random_state=cfg.seed,
+        )
+
+    def fit(self, interactions: Interactions, catalog: Catalog) -> AlsRecommender:
+        """Factorise the readers x catalog matrix of confidences."""
+        n_items = len(catalog.items)
+        if np.array_equal(interactions.items.ids, catalog.items.ids):
+            item_index = interactions.item_index
+        else:
+            item_index = catalog.items.index(interactions.items.ids[interactions.item_index])
+            if (item_index < 0).any():
+                raise ValueError("interactions name books outside the catalog")
+        ratings = sp.csr_matrix(
+            (interactions.rating, (interactions.user_index, item_index)),
+            shape=(len(interactions.users), n_items),
+            dtype=np.float32,
+        )
+        if self.config.weighting == "bm25":
+            self._fit_bm25(ratings)
+        user_items = self.confidence(ratings)
+        with _single_threaded_blas():
+            model = self._new_model()
+            model.fit(user_items, show_progress=False)
+        self._install(model, np.asarray(model.item_factors), catalog)
+        self.user_factors = np.asarray(model.user_factors)
+        self.user_ids = interactions.users.ids
+        return self
+
+    def _install(self, model: Any, item_factors: np.ndarray, catalog: Catalog) -> None:
+        self._model = model
+        # small batches solve on one thread: waking (and leaving spinning) an OpenMP pool
+        # costs more than a handful of 64 x 64 Cholesky solves
+        with _single_threaded_blas():
+            self._model_single = self._new_model(num_threads=1)
+        self._model_single.item_factors = item_factors
+        self.item_factors = item_factors
+        norms = np.linalg.norm(item_factors, axis=1, keepdims=True)
+        self._unit_items = (item_factors / np.where(norms > 0, norms, 1)).astype(np.float32)
+        self.catalog = catalog
+
+    # -- scoring -----------------------------------------------------------------------------
+    def user_vectors(self, histories: sp.csr_matrix) -> np.ndarray:
+        """Fold-in: the least-squares user factors of each history row (n x factors)."""
+        self.require_catalog()
+        user_items = self.confidence(sp.csr_matrix(histories, dtype=np.float32, copy=True))
+        if user_items.shape[0] == 0:
+            return np.zeros((0, self.config.factors), dtype=np.float32)
+        n = user_items.shape[0]
+        solver = self._model if n >= PARALLEL_ROWS else self._model_single
+        with _single_threaded_blas():
+            vectors = solver.recalculate_user(np.arange(n), user_items)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def scores(self, histories: sp.csr_matrix) -> np.ndarray:
+        """x_u . y_i for every history row and item; an empty history scores all items 0."""
+        return np.asarray(self.user_vectors(histories) @ self.item_factors.T, dtype=np.float32)
+
+    def item_scores(self, item_index: int) -> np.ndarray:
+        """Cosine of item factors."""
+        self.require_catalog()
+        return np.asarray(self._unit_items @ self._unit_items[item_index], dtype=np.float32)
+
+    def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
+        """Up to 3 history books whose factors are closest to the book's, by cosine x weight."""
+        catalog = self.require_catalog()
+        index = int(catalog.items.index([book_id])[0])
+        if index < 0 or not len(history):
+            return []
+        row = self.confidence(self.history_row(history))
+        items, weights = row.indices, row.data
+        contribution = (self._unit_items[items] @ self._unit_items[index]) * weights
+        contribution[items == index] = 0
+        positions = catalog.items.index(history.book_ids).tolist()
+        rated = dict(zip(positions, np.asarray(history.ratings).tolist(), strict=True))
+        reasons = []
+        for j in np.lexsort((items, -contribution))[:3]:
+            if contribution[j] <= 0:
+                break
+            item = int(items[j])
+            reasons.append(f'because you rated "{catalog.title_of(item)}" {float(rated[item]):g}★')
+        return reasons
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, directory: Path) -> dict[str, Any]:
+        catalog = self.require_catalog()
+        manifest = {
+            "algo": self.algo,
+            "params": self.config.model_dump(),
+            "average_length": self.average_length,
+        }
+        arrays = {"item_factors": self.item_factors, "idf": self.idf, **catalog.to_arrays()}
+        return write_artifact(directory, manifest, arrays)
+
+    @classmethod
+    def load(cls, directory: Path) -> AlsRecommender:
+        manifest, arrays = read_artifact(directory)
+        model = cls(AlsConfig(**manifest["params"]))
+        model.idf = np.asarray(arrays["idf"])
+        model.average_length = float(manifest["average_length"])
+        # implicit's native solver needs writable, contiguous factors: copy out of the mmap
+        item_factors = np.array(arrays["item_factors"], dtype=np.float32, order="C")
+        with _single_threaded_blas():
+            als = model._new_model()
+        als.item_factors = item_factors
+        model._install(als, item_factors, Catalog.from_arrays(arrays))
+        return model

@@ -1,0 +1,292 @@
+"""EASE: an item-item linear model with a closed-form solution (Steck, WWW 2019).
+
+X is the readers x items matrix (1 per rating, or the rating itself). EASE learns the item-item
+weights B that reconstruct X from itself, with an L2 penalty λ and diag(B) = 0 so no item may
+predict itself:
+
+    min_B ‖X − XB‖²_F + λ‖B‖²_F   subject to diag(B) = 0
+
+whose solution is, with G = XᵀX + λI and P = G⁻¹,
+
+    B_ij = −P_ij / P_jj   (i ≠ j),   B_jj = 0.
+
+A reader's scores are x @ B: item j gets Σ_i x_i B_ij, the weight each book in the history
+gives it. G is symmetric positive definite, so P comes from a Cholesky factorisation (LAPACK
+potrf) and its inverse (potri), about n³ flops in float32, all done in place in one dense
+n x n array: G, then P, then B. A 10k-item catalogue needs one 400 MB array.
+
+The helpers at the end (the interaction matrix in catalog space, history weighting and the
+"because you rated" sentences) are shared with item-kNN.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.linalg import lapack
+
+from bookrec.recsys.artifacts import read_artifact, write_artifact
+from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
+
+Weighting = Literal["binary", "rating"]
+
+GRAM_BLOCK = 512  # gram / similarity rows computed per sparse product
+SYMMETRIZE_BLOCK = 1024  # rows copied per step when mirroring a triangle
+
+
+class EaseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    l2: float = Field(500.0, gt=0, description="λ, the L2 penalty on the item weights")
+    weighting: Weighting = Field(
+        "binary", description="X holds 1 per kept rating, or the rating itself"
+    )
+    min_rating: float = Field(
+        0.0, description="ratings below this are dropped before fitting and from histories"
+    )
+
+
+class EaseRecommender(ScoringRecommender):
+    """Item-item weights B from EASE's closed form; scores = history @ B."""
+
+    algo: ClassVar[str] = "ease"
+    config_class: ClassVar[type[EaseConfig]] = EaseConfig
+
+    def __init__(self, config: EaseConfig | None = None) -> None:
+        self.config = config or EaseConfig()
+        self.catalog: Catalog | None = None
+        self.weights: np.ndarray = np.zeros((0, 0), dtype=np.float32)  # B, items x items
+        self.counts: dict[str, int] = {}
+
+    def fit(self, interactions: Interactions, catalog: Catalog) -> EaseRecommender:
+        matrix = interaction_matrix(
+            interactions, catalog, self.config.weighting, self.config.min_rating
+        )
+        self.counts = {
+            "n_users": int(matrix.shape[0]),
+            "n_items": int(matrix.shape[1]),
+            "n_interactions": int(matrix.nnz),
+        }
+        self.weights = ease_weights(matrix, self.config.l2)
+        self.catalog = catalog
+        return self
+
+    def scores(self, histories: sp.csr_matrix) -> np.ndarray:
+        """x @ B for each history row (weighted like the training data)."""
+        self.require_catalog()
+        weighted = weigh(histories, self.config.weighting, self.config.min_rating)
+        return np.asarray(weighted @ self.weights, dtype=np.float32)
+
+    def item_scores(self, item_index: int) -> np.ndarray:
+        """(B[i, :] + B[:, i]) / 2: what i recommends and what recommends i, averaged.
+
+        Both share the sign of −P_ij and differ only in scale (1 / P_jj vs 1 / P_ii).
+        """
+        self.require_catalog()
+        row = np.asarray(self.weights[item_index, :], dtype=np.float32)
+        column = np.asarray(self.weights[:, item_index], dtype=np.float32)
+        return np.asarray((row + column) / 2, dtype=np.float32)
+
+    def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
+        """The (up to) three history books adding most to the book's score, x_j · B[j, book]."""
+        catalog = self.require_catalog()
+        target = int(catalog.items.index([book_id])[0])
+        if target < 0:
+            return []
+        index, ratings, weights = history_weights(
+            catalog, history, self.config.weighting, self.config.min_rating
+        )
+        contributions = weights * np.asarray(self.weights[index, target], dtype=np.float64)
+        return because(catalog, index, ratings, contributions, target)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        catalog = self.require_catalog()
+        manifest = {"algo": self.algo, "params": self.config.model_dump(), **self.counts}
+        arrays = {"weights": self.weights, **catalog.to_arrays()}
+        return write_artifact(directory, manifest, arrays)
+
+    @classmethod
+    def load(cls, directory: Path) -> EaseRecommender:
+        manifest, arrays = read_artifact(directory)
+        model = cls(EaseConfig(**manifest["params"]))
+        model.weights = arrays["weights"]
+        model.counts = {
+            key: int(manifest[key])
+            for key in ("n_users", "n_items", "n_interactions")
+            if key in manifest
+        }
+        model.catalog = Catalog.from_arrays(arrays)
+        return model
+
+
+# -- the closed form -----------------------------------------------------------------------------
+
+
+def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
+    """B = −P / diag(P) with diag(B) = 0, P = (XᵀX + λI)⁻¹; one dense float32 n x n array."""
+    gram = gram_matrix(matrix, lower_only=True)  # potrf on gram.T reads this triangle only
+    n = gram.shape[0]
+    if n == 0:
+        return gram
+    gram[np.diag_indices(n)] += np.float32(l2)
+    # LAPACK is column-major: gram.T is a Fortran-ordered view whose upper triangle is gram's
+    # lower one, so potrf / potri (lower=0) work in place on gram's memory, no copy.
+    factor, info = lapack.spotrf(gram.T, lower=0, clean=0, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Cholesky factorisation failed (potrf info {info})")
+    inverse, info = lapack.spotri(factor, lower=0, overwrite_c=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"inverting the Cholesky factor failed (potri info {info})")
+    del factor
+    symmetrize_upper(inverse)  # potri fills one triangle only
+    del gram  # inverse holds gram's memory when LAPACK worked in place
+    weights: np.ndarray = np.ascontiguousarray(inverse.T)  # a view, no copy: inverse is F-order
+    del inverse
+    diagonal = np.diagonal(weights).copy()
+    np.divide(weights, -diagonal[np.newaxis, :], out=weights)  # B_ij = −P_ij / P_jj
+    weights[np.diag_indices(n)] = 0.0
+    return weights
+
+
+def gram_matrix(matrix: sp.csr_matrix, lower_only: bool = False) -> np.ndarray:
+    """XᵀX as a dense float32 array, built from sparse row blocks straight into place.
+
+    With `lower_only` just the lower triangle (row >= column) is computed, half the work; the
+    rest of the array is left uninitialised.
+    """
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    transposed = sp.csr_matrix(matrix.T)
+    n = matrix.shape[1]
+    gram = np.empty((n, n), dtype=np.float32)
+
+    def fill(start: int, stop: int) -> None:
+        if lower_only:
+            gram[start:stop, :stop] = (transposed[start:stop] @ matrix[:, :stop]).toarray()
+        else:
+            sp.csr_matrix(transposed[start:stop] @ matrix).toarray(out=gram[start:stop])
+
+    for_row_blocks(n, GRAM_BLOCK, fill)
+    return gram
+
+
+def symmetrize_upper(array: np.ndarray) -> None:
+    """Copy the upper triangle (i <= j) onto the lower one, in place, a block of rows at a time."""
+    n = array.shape[0]
+    for start in range(0, n, SYMMETRIZE_BLOCK):
+        stop = min(start + SYMMETRIZE_BLOCK, n)
+        array[stop:, start:stop] = array[start:stop, stop:].T
+        block = array[start:stop, start:stop]
+        lower = np.tril_indices(stop - start, -1)
+        block[lower] = block.T[lower]
+
+
+def for_row_blocks(n: int, block: int, work: Callable[[int, int], None]) -> None:
+    """Run work(start, stop) over row blocks of n on a few threads (scipy frees the GIL)."""
+    starts = range(0, n, block)
+    workers = min(worker_count(), len(starts))
+    if workers <= 1:
+        for start in starts:
+            work(start, min(start + block, n))
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(lambda start: work(start, min(start + block, n)), starts):
+            pass
+
+
+def worker_count() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    return max(1, min(cpus, 4))  # each worker holds a dense block x items slab
+
+
+# -- shared with item-kNN ------------------------------------------------------------------------
+
+
+def interaction_matrix(
+    interactions: Interactions, catalog: Catalog, weighting: Weighting, min_rating: float
+) -> sp.csr_matrix:
+    """Readers x catalog items CSR (float32): 1 or the rating per kept interaction.
+
+    Interactions are mapped into the catalog's item space; books outside it and ratings below
+    `min_rating` are dropped. A reader who rated a book twice counts once (binary) or with
+    the mean of the ratings.
+    """
+    items = catalog.items.index(interactions.items.ids[interactions.item_index])
+    keep = (items >= 0) & (interactions.rating >= min_rating)
+    ratings = np.asarray(interactions.rating[keep], dtype=np.float32)
+    values = np.ones(len(ratings), dtype=np.float32) if weighting == "binary" else ratings
+    shape = (len(interactions.users), len(catalog.items))
+    coordinates = (interactions.user_index[keep], items[keep])
+    matrix = sp.csr_matrix((values, coordinates), shape=shape, dtype=np.float32)
+    matrix.sum_duplicates()
+    if matrix.nnz < len(values):  # duplicates were summed: undo it
+        if weighting == "binary":
+            matrix.data[:] = 1.0
+        else:
+            counts = sp.csr_matrix(
+                (np.ones(len(values), dtype=np.float32), coordinates),
+                shape=shape,
+                dtype=np.float32,
+            )
+            counts.sum_duplicates()
+            matrix.data /= counts.data
+    return matrix
+
+
+def weigh(histories: sp.spmatrix, weighting: Weighting, min_rating: float) -> sp.csr_matrix:
+    """History rows of ratings, weighted like the training data (a copy)."""
+    matrix = sp.csr_matrix(histories, dtype=np.float32, copy=True)
+    keep = matrix.data >= min_rating
+    if weighting == "binary":
+        matrix.data = keep.astype(np.float32)
+    else:
+        matrix.data = np.where(keep, matrix.data, 0).astype(np.float32)
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def history_weights(
+    catalog: Catalog, history: ReaderHistory, weighting: Weighting, min_rating: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Catalog indices, ratings and weights of a history's known books (last rating wins)."""
+    index = catalog.items.index(history.book_ids)
+    ratings = np.asarray(history.ratings, dtype=np.float64)
+    # keep each book's last occurrence, in catalog order
+    reversed_index = index[::-1]
+    unique, first = np.unique(reversed_index, return_index=True)
+    position = len(index) - 1 - first
+    known = unique >= 0
+    index, ratings = unique[known], ratings[position[known]]
+    keep = ratings >= min_rating
+    weights = np.where(keep, 1.0 if weighting == "binary" else ratings, 0.0)
+    return index, ratings, weights
+
+
+def because(
+    catalog: Catalog,
+    index: np.ndarray,
+    ratings: np.ndarray,
+    contributions: np.ndarray,
+    target: int,
+    suffix: str = "",
+    limit: int = 3,
+) -> list[str]:
+    """Sentences naming the history books that add most (and positively) to target's score."""
+    useful = (contributions > 0) & (index != target)
+    index, ratings, contributions = index[useful], ratings[useful], contributions[useful]
+    order = np.lexsort((index, -contributions))[:limit]
+    return [reason(catalog.title_of(int(index[i])), float(ratings[i])) + suffix for i in order]
+
+
+def reason(title: str, rating: float) -> str:
+    if rating > 0:
+        return f'because you rated "{title}" {rating:g}★'
+    return f'because you read "{title}"'

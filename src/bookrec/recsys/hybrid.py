@@ -1,0 +1,310 @@
+"""Hybrid: a blend of recommenders whose weights depend on how much history a reader has.
+
+Each component's scores are standardised per reader (z-scores over the catalogue), then
+summed with the weights of the reader's history-length bucket. The weights are learned, not
+set by hand: `fit` holds out part of every reader's ratings as a validation split, fits the
+components on the rest, and searches each bucket's weights (coordinate ascent over a small
+grid) to maximise NDCG@10 on the held-out ratings; the components are then refitted on
+everything. A reader with no history gets the cold-start blend (popularity + content).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from bookrec.recsys.artifacts import read_artifact, read_manifest, write_artifact
+from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
+
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+DEFAULT_COMPONENTS = ("ease", "itemknn", "als", "content", "popularity")
+MIN_GAIN = 0.003  # relative NDCG gain a weight change must bring on validation to be kept
+MIN_BUCKET_READERS = 200  # smaller buckets use the weights learned on all readers
+
+
+def _default_components() -> dict[str, dict[str, Any]]:
+    return {name: {} for name in DEFAULT_COMPONENTS}
+
+
+class HybridConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    components: dict[str, dict[str, Any]] = Field(
+        default_factory=_default_components,
+        description="algorithm name -> its params; popularity is always available for cold start",
+    )
+    bucket_edges: tuple[int, ...] = Field((10, 50), description="history lengths starting buckets")
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5)
+    validation_readers: int = Field(3000, ge=50, description="readers sampled to learn weights")
+    relevance_threshold: float = 4.0
+    ease_l2_grid: tuple[float, ...] = Field(
+        (200.0, 500.0, 1250.0),
+        description="EASE regularisation values tried on validation (empty: keep the params')",
+    )
+    seed: int = 7
+
+
+def _standardise(scores: np.ndarray) -> np.ndarray:
+    """Per-row z-scores; rows with no spread become zeros."""
+    scores = np.asarray(scores, dtype=np.float32)
+    finite = np.where(np.isfinite(scores), scores, np.nan)
+    mean = np.nanmean(finite, axis=1, keepdims=True)
+    std = np.nanstd(finite, axis=1, keepdims=True)
+    std[~(std > 0)] = 1.0
+    out = (finite - np.nan_to_num(mean)) / std
+    return np.asarray(np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.float32)
+
+
+def _ndcg_at_10(scores: np.ndarray, relevant: sp.csr_matrix, seen: sp.csr_matrix) -> float:
+    """Mean NDCG@10 of score rows against relevant rows, never ranking seen items."""
+    scores = scores.copy()
+    coo = seen.tocoo()
+    scores[coo.row, coo.col] = -np.inf
+    top = np.argpartition(-scores, 9, axis=1)[:, :10]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    hits = np.asarray(relevant[np.arange(len(top))[:, None], top].todense()) > 0
+    discount = 1.0 / np.log2(np.arange(2, 12))
+    dcg = (hits * discount).sum(axis=1)
+    counts = np.minimum(np.diff(relevant.indptr), 10)
+    ideal = np.cumsum(discount)[np.maximum(counts - 1, 0)]
+    return float(np.mean(np.where(counts > 0, dcg / ideal, 0.0)))
+
+
+class HybridRecommender(ScoringRecommender):
+    algo: ClassVar[str] = "hybrid"
+    config_class: ClassVar[type[HybridConfig]] = HybridConfig
+
+    def __init__(self, config: HybridConfig | None = None) -> None:
+        self.config = config or HybridConfig()
+        self.catalog: Catalog | None = None
+        self.components: dict[str, Any] = {}
+        # weights[bucket, component]; bucket 0 = no history (cold start)
+        self.weights = np.zeros((0, 0), dtype=np.float32)
+        self.validation: dict[str, Any] = {}
+
+    # -- fitting -----------------------------------------------------------------------------
+    def _build(self) -> dict[str, Any]:
+        from bookrec.recsys import registry
+
+        names = dict(self.config.components)
+        names.setdefault("popularity", {})
+        return {name: registry.build(name, params) for name, params in names.items()}
+
+    def fit(self, interactions: Interactions, catalog: Catalog) -> HybridRecommender:
+        from bookrec.recsys.splits import random_holdout
+
+        train, valid = random_holdout(
+            interactions, fraction=self.config.validation_fraction, seed=self.config.seed
+        )
+        components = self._build()
+        for model in components.values():
+            model.fit(train, catalog)
+        self.validation = {}
+        self.catalog = catalog
+        self.components = components
+        self.weights = self._learn_weights(train, valid, catalog)
+        for model in self.components.values():  # refit on everything: weights stay
+            model.fit(interactions, catalog)
+        return self
+
+    def _bucket_of(self, lengths: np.ndarray) -> np.ndarray:
+        edges = np.asarray((1, *self.config.bucket_edges))
+        return np.searchsorted(edges, lengths, side="right")
+
+    def _learn_weights(
+        self, train: Interactions, valid: Interactions, catalog: Catalog
+    ) -> np.ndarray:
+        items = catalog.items.index(train.items.ids[train.item_index])
+        n_items = len(catalog.items)
+        seen_all = sp.csr_matrix(
+            (train.rating, (train.user_index, items)), shape=(len(train.users), n_items)
+        )
+        valid_items = catalog.items.index(valid.items.ids[valid.item_index])
+        liked = valid.rating >= self.config.relevance_threshold
+        relevant_all = sp.csr_matrix(
+            (
+                np.ones(int(liked.sum()), np.float32),
+                (valid.users.index(valid.users.ids[valid.user_index[liked]]), valid_items[liked]),
+            ),
+            shape=(len(valid.users), n_items),
+        )
+        # rows of the validation readers in the training matrix
+        readers = np.flatnonzero(np.diff(relevant_all.indptr) > 0)
+        rng = np.random.default_rng(self.config.seed)
+        if len(readers) > self.config.validation_readers:
+            readers = np.sort(rng.choice(readers, self.config.validation_readers, replace=False))
+        train_rows = train.users.index(valid.users.ids[readers])
+        keep = train_rows >= 0
+        readers, train_rows = readers[keep], train_rows[keep]
+        seen = seen_all[train_rows]
+        relevant = relevant_all[readers]
+        if "ease" in self.components and self.config.ease_l2_grid:
+            self._choose_ease_l2(train, catalog, seen, relevant)
+        names = list(self.components)
+        standardised = [_standardise(self._component_scores(name, seen)) for name in names]
+        everyone = np.arange(seen.shape[0])
+        overall, overall_score, singles = self._search(standardised, relevant, seen, everyone)
+        buckets = self._bucket_of(np.diff(seen.indptr))
+        n_buckets = len(self.config.bucket_edges) + 2
+        weights = np.tile(overall, (n_buckets, 1)).astype(np.float32)
+        weights[0] = self._default_weights(names, 0)
+        report: dict[str, Any] = {
+            "readers": int(seen.shape[0]),
+            "single_ndcg@10": dict(zip(names, singles, strict=True)),
+            "blend_ndcg@10": overall_score,
+            "buckets": {},
+        }
+        for bucket in range(1, n_buckets):
+            rows = np.flatnonzero(buckets == bucket)
+            if len(rows) < MIN_BUCKET_READERS:
+                continue
+            weights[bucket], score, _ = self._search(standardised, relevant, seen, rows, overall)
+            report["buckets"][str(bucket)] = {"readers": len(rows), "ndcg@10": score}
+        self.validation = {**self.validation, **report}
+        return weights
+
+    def _choose_ease_l2(
+        self, train: Interactions, catalog: Catalog, seen: sp.csr_matrix, relevant: sp.csr_matrix
+    ) -> None:
+        """Pick EASE's regularisation on validation; the refit on all data keeps it."""
+        from bookrec.recsys import registry
+
+        base = dict(self.config.components.get("ease", {}))
+        results: dict[float, float] = {}
+        best: tuple[float, Any] | None = None
+        for l2 in self.config.ease_l2_grid:
+            model = registry.build("ease", {**base, "l2": l2})
+            model.fit(train, catalog)
+            score = _ndcg_at_10(np.asarray(model.scores(seen), np.float32), relevant, seen)
+            results[l2] = score
+            if best is None or score > results[best[0]]:
+                best = (l2, model)
+        assert best is not None
+        self.components["ease"] = best[1]
+        self.validation["ease_l2"] = {"chosen": best[0], "ndcg@10": results}
+
+    def _default_weights(self, names: list[str], bucket: int) -> np.ndarray:
+        """Cold start (no history): popularity, nudged by content once there is a profile."""
+        return np.asarray(
+            [1.0 if n == "popularity" else 0.5 if n == "content" else 0.0 for n in names],
+            dtype=np.float32,
+        )
+
+    def _search(
+        self,
+        standardised: list[np.ndarray],
+        relevant: sp.csr_matrix,
+        seen: sp.csr_matrix,
+        rows: np.ndarray,
+        start: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, float, list[float]]:
+        """Coordinate ascent over WEIGHT_GRID from the best single component (or `start`).
+
+        A change is kept only if it raises validation NDCG@10 by MIN_GAIN (relative), so
+        noise does not buy a component weight. Returns weights, their score, single scores.
+        """
+        parts = [z[rows] for z in standardised]
+        relevant, seen = relevant[rows], seen[rows]
+
+        def score_of(candidate: np.ndarray) -> float:
+            blend = np.zeros_like(parts[0])
+            for weight, part in zip(candidate, parts, strict=True):
+                if weight:
+                    blend += weight * part
+            return _ndcg_at_10(blend, relevant, seen)
+
+        singles = [score_of(np.eye(len(parts), dtype=np.float32)[i]) for i in range(len(parts))]
+        weights = (
+            start.copy()
+            if start is not None
+            else np.eye(len(parts), dtype=np.float32)[int(np.argmax(singles))]
+        )
+        best = score_of(weights)
+        for _ in range(2):
+            improved = False
+            for index in range(len(parts)):
+                for value in WEIGHT_GRID:
+                    candidate = weights.copy()
+                    candidate[index] = value
+                    if not candidate.any() or np.array_equal(candidate, weights):
+                        continue
+                    score = score_of(candidate)
+                    if score > best * (1 + MIN_GAIN):
+                        best, weights, improved = score, candidate, True
+            if not improved:
+                break
+        return weights, best, singles
+
+    # -- scoring -----------------------------------------------------------------------------
+    def _component_scores(self, name: str, histories: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(self.components[name].scores(histories), dtype=np.float32)
+
+    def scores(self, histories: sp.csr_matrix) -> np.ndarray:
+        names = list(self.components)
+        buckets = self._bucket_of(np.diff(histories.tocsr().indptr))
+        total = np.zeros((histories.shape[0], len(self.require_catalog().items)), np.float32)
+        for index, name in enumerate(names):
+            per_row = self.weights[buckets, index][:, None]
+            if not per_row.any():
+                continue
+            total += per_row * _standardise(self._component_scores(name, histories))
+        return total
+
+    def item_scores(self, item_index: int) -> np.ndarray:
+        for name in ("content", "itemknn", "ease", "als"):
+            if name in self.components:
+                return np.asarray(self.components[name].item_scores(item_index))
+        return np.zeros(len(self.require_catalog().items), np.float32)
+
+    def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
+        """Reasons from the components that weigh most for this reader, best first."""
+        bucket = int(self._bucket_of(np.asarray([len(history)]))[0])
+        order = np.argsort(-self.weights[bucket])
+        reasons: list[str] = []
+        for index in order:
+            if self.weights[bucket, index] <= 0:
+                break
+            for reason in self.components[list(self.components)[index]].explain(history, book_id):
+                if reason not in reasons:
+                    reasons.append(reason)
+            if len(reasons) >= 3:
+                break
+        return reasons[:3]
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, directory: Path) -> dict[str, Any]:
+        catalog = self.require_catalog()
+        manifest = write_artifact(
+            directory,
+            {
+                "algo": self.algo,
+                "params": self.config.model_dump(mode="json"),
+                "components": list(self.components),
+                "validation": self.validation,
+            },
+            {"weights": self.weights, **catalog.to_arrays()},
+        )
+        for name, model in self.components.items():
+            model.save(Path(directory) / "components" / name)
+        return manifest
+
+    @classmethod
+    def load(cls, directory: Path) -> HybridRecommender:
+        from bookrec.recsys import registry
+
+        manifest, arrays = read_artifact(directory)
+        model = cls(HybridConfig(**manifest["params"]))
+        model.weights = np.asarray(arrays["weights"])
+        model.catalog = Catalog.from_arrays(arrays)
+        model.validation = manifest.get("validation", {})
+        for name in manifest["components"]:
+            path = Path(directory) / "components" / name
+            read_manifest(path)
+            model.components[name] = registry.load(name, path)
+        return model

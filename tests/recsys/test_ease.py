@@ -1,0 +1,243 @@
+"""EASE against the textbook formula, its lists and reasons, artifacts, and movielens quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from bookrec.recsys import ease
+from bookrec.recsys.artifacts import ArtifactError
+from bookrec.recsys.data import Catalog, Filters, IdMap, Interactions, ReaderHistory
+from bookrec.recsys.ease import EaseConfig, EaseRecommender, ease_weights
+
+MOVIELENS = Path(__file__).resolve().parents[3] / "shared/data/movielens-small"
+BOOKS = IdMap.of([10, 20, 30, 40, 50, 60])
+TITLES = ["Dune", "Dune Messiah", "Emma", "Persuasion", "Ulysses", "Unread"]
+
+
+def catalog() -> Catalog:
+    """Six books; 10-20 are science fiction in English, 30-40 French novels, 50 English."""
+    base = Catalog.empty(BOOKS)
+    return Catalog(
+        items=BOOKS,
+        year=np.array([1965, 1969, 1815, 1817, 1922, 2000], dtype=np.float32),
+        language=np.array(["eng", "eng", "fre", "fre", "eng", "eng"]),
+        author_indptr=base.author_indptr,
+        author_ids=base.author_ids,
+        tag_indptr=base.tag_indptr,
+        tag_ids=base.tag_ids,
+        title=np.array(TITLES),
+    )
+
+
+def interactions() -> Interactions:
+    """Readers 1-4 pair Dune with Dune Messiah, 5-8 Emma with Persuasion; Ulysses in between.
+
+    Book 60 is in the catalog but nobody rated it; the interactions' own item space leaves
+    it out, so fitting has to map into the catalog's.
+    """
+    pairs = [
+        (1, 10, 5), (1, 20, 5), (2, 10, 4), (2, 20, 5), (3, 10, 5), (3, 20, 4), (4, 10, 5),
+        (4, 20, 3), (4, 50, 2), (5, 30, 5), (5, 40, 5), (6, 30, 4), (6, 40, 4), (7, 30, 5),
+        (7, 40, 5), (8, 30, 3), (8, 40, 4), (8, 50, 5), (9, 50, 4), (9, 10, 2),
+    ]  # fmt: skip
+    users, books, ratings = (np.array(column) for column in zip(*pairs, strict=True))
+    return Interactions.from_ids(users, books, ratings)
+
+
+def naive_weights(x: np.ndarray, l2: float) -> np.ndarray:
+    """Steck's formula with np.linalg.inv in float64."""
+    p = np.linalg.inv(x.T.astype(np.float64) @ x + l2 * np.eye(x.shape[1]))
+    b = -p / np.diag(p)[np.newaxis, :]
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+def ids(recommendations: list) -> list[int]:  # type: ignore[type-arg]
+    return [r.book_id for r in recommendations]
+
+
+def test_closed_form_matches_the_naive_inverse() -> None:
+    rng = np.random.default_rng(3)
+    x = (rng.random((60, 25)) < 0.3).astype(np.float32)
+    b = ease_weights(sp.csr_matrix(x), 7.0)
+    assert b.dtype == np.float32 and b.flags.c_contiguous
+    np.testing.assert_allclose(b, naive_weights(x, 7.0), atol=2e-6)
+    assert (np.diag(b) == 0).all()
+
+
+def test_blocked_threaded_gram_and_mirroring_match_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ease, "GRAM_BLOCK", 96)
+    monkeypatch.setattr(ease, "SYMMETRIZE_BLOCK", 50)
+    x = sp.random(150, 400, density=0.05, format="csr", dtype=np.float32, random_state=5)
+    x.data[:] = 1.0
+    gram = (x.T @ x).toarray()
+    np.testing.assert_allclose(ease.gram_matrix(x), gram)
+    np.testing.assert_allclose(np.tril(ease.gram_matrix(x, lower_only=True)), np.tril(gram))
+    b = ease.ease_weights(x, 3.0)
+    np.testing.assert_allclose(b, naive_weights(x.toarray(), 3.0), atol=2e-6)
+
+
+def test_rating_weighting_and_min_rating_shape_x() -> None:
+    config = EaseConfig(l2=2.0, weighting="rating", min_rating=3)
+    model = EaseRecommender(config).fit(interactions(), catalog())
+    x = interactions().matrix().toarray()  # interactions' item space: 10, 20, 30, 40, 50
+    x[x < 3] = 0
+    x = np.hstack([x, np.zeros((x.shape[0], 1), np.float32)])  # book 60, in catalog order
+    np.testing.assert_allclose(model.weights, naive_weights(x, 2.0), rtol=1e-5, atol=1e-5)
+    assert model.weights.shape == (6, 6) and not model.weights[:, 5].any()
+    assert model.counts == {"n_users": 9, "n_items": 6, "n_interactions": 18}
+
+
+def test_a_co_read_book_comes_first_and_history_never_returns() -> None:
+    model = EaseRecommender(EaseConfig(l2=1.0)).fit(interactions(), catalog())
+    dune = ReaderHistory.of([(10, 5.0)])
+    assert ids(model.recommend(dune, 1)) == [20]
+    assert 10 not in ids(model.recommend(dune, 6))
+    emma = ReaderHistory.of([(30, 5.0), (50, 4.0)])
+    recommended = ids(model.recommend(emma, 6, exclude=np.array([20])))
+    assert recommended[0] == 40 and not {30, 50, 20} & set(recommended)
+
+
+def test_filters_apply_before_the_cut() -> None:
+    model = EaseRecommender(EaseConfig(l2=1.0)).fit(interactions(), catalog())
+    emma = ReaderHistory.of([(30, 5.0)])
+    # Persuasion would come first, but it is French
+    assert ids(model.recommend(emma, 1, filters=Filters(language="eng")))[0] != 40
+    assert ids(model.recommend(emma, 1, filters=Filters(year_max=1900))) == [40]
+
+
+def test_similar_uses_the_item_weights() -> None:
+    model = EaseRecommender(EaseConfig(l2=1.0)).fit(interactions(), catalog())
+    assert ids(model.similar(10, 1)) == [20]
+    assert ids(model.similar(40, 1)) == [30]
+    assert model.similar(999, 3) == []
+    scores = model.item_scores(0)
+    np.testing.assert_allclose(scores, (model.weights[0] + model.weights[:, 0]) / 2)
+
+
+def test_explain_names_the_books_that_count() -> None:
+    model = EaseRecommender(EaseConfig(l2=1.0)).fit(interactions(), catalog())
+    history = ReaderHistory.of([(10, 5.0), (30, 4.5), (50, 4.0)])
+    reasons = model.explain(history, 20)
+    # B[Dune, Messiah] = 0.70, B[Emma, Messiah] = 0.01, B[Ulysses, Messiah] = -0.14
+    assert reasons == ['because you rated "Dune" 5★', 'because you rated "Emma" 4.5★']
+    assert model.explain(ReaderHistory.of([(30, 4.5)]), 40) == ['because you rated "Emma" 4.5★']
+    assert model.explain(ReaderHistory.of([(30, 4.5)]), 60) == []  # nobody read it
+    assert model.explain(history, 999) == []
+    assert model.explain(ReaderHistory.empty(), 20) == []
+
+
+def test_recommend_batch_equals_recommend() -> None:
+    rng = np.random.default_rng(11)
+    n_users, n_items = 40, 30
+    mask = rng.random((n_users, n_items)) < 0.25
+    users, items = np.nonzero(mask)
+    ratings = rng.integers(1, 6, len(users))
+    books = IdMap(np.arange(100, 100 + n_items))
+    data = Interactions.from_ids(users, books.ids[items], ratings, items=books)
+    model = EaseRecommender(EaseConfig(l2=5.0, weighting="rating")).fit(data, Catalog.empty(books))
+    histories = data.matrix()
+    indices, values = model.recommend_batch(histories, 5, chunk=16)
+    for user in range(n_users):
+        row = histories[user]
+        history = ReaderHistory(books.ids[row.indices], row.data)
+        single = model.recommend(history, 5)
+        assert [books.ids[i] for i in indices[user]] == ids(single)
+        np.testing.assert_allclose(values[user], [r.score for r in single], rtol=1e-6)
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    model = EaseRecommender(EaseConfig(l2=1.0)).fit(interactions(), catalog())
+    manifest = model.save(tmp_path / "m")
+    assert manifest["algo"] == "ease" and manifest["params"]["l2"] == 1.0
+    assert manifest["n_interactions"] == 20 and "weights.npy" in manifest["files"]
+    loaded = EaseRecommender.load(tmp_path / "m")
+    assert isinstance(loaded.weights, np.memmap) and loaded.config == model.config
+    np.testing.assert_array_equal(loaded.weights, model.weights)
+    history = ReaderHistory.of([(10, 5.0), (30, 2.0)])
+    for k, filters in ((6, None), (2, Filters(language="eng"))):
+        assert loaded.recommend(history, k, filters=filters) == model.recommend(
+            history, k, filters=filters
+        )
+    assert loaded.similar(30, 3) == model.similar(30, 3)
+    assert loaded.explain(history, 20) == model.explain(history, 20)
+    assert loaded.catalog is not None and loaded.catalog.title_of(0) == "Dune"
+
+
+def test_a_corrupt_artifact_is_refused(tmp_path: Path) -> None:
+    EaseRecommender().fit(interactions(), catalog()).save(tmp_path / "m")
+    weights = tmp_path / "m" / "weights.npy"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="checksum"):
+        EaseRecommender.load(tmp_path / "m")
+
+
+def test_unfitted_model_says_so() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        EaseRecommender().recommend(ReaderHistory.empty(), 3)
+
+
+# -- movielens-small: does it rank held-out favourites? ------------------------------------------
+
+
+def movielens_split(seed: int = 0) -> tuple[Interactions, Catalog, sp.csr_matrix]:
+    """80/20 random split of each reader's ratings; catalog = books with >= 5 train ratings.
+
+    Returns the training interactions, the catalog and the held-out ratings >= 4 (readers x
+    catalog items), the relevant set.
+    """
+    pa_csv = pytest.importorskip("pyarrow.csv")
+    table = pa_csv.read_csv(MOVIELENS / "ratings.csv")
+    users, books, ratings = (table[c].to_numpy() for c in ("user_id", "book_id", "rating"))
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(users)), users))  # each reader's ratings, shuffled
+    first = np.r_[0, np.flatnonzero(np.diff(users[order])) + 1]
+    counts = np.diff(np.r_[first, len(users)])
+    rank = np.arange(len(users)) - np.repeat(first, counts)
+    test = np.zeros(len(users), dtype=bool)
+    test[order] = rank < np.repeat(np.round(0.2 * counts), counts)
+    book_ids, book_counts = np.unique(books[~test], return_counts=True)
+    items = IdMap(book_ids[book_counts >= 5])
+    train = ~test & (items.index(books) >= 0)
+    data = Interactions.from_ids(users[train], books[train], ratings[train], items=items)
+    held = test & (ratings >= 4) & (items.index(books) >= 0) & (data.users.index(users) >= 0)
+    relevant = sp.csr_matrix(
+        (np.ones(held.sum()), (data.users.index(users[held]), items.index(books[held]))),
+        shape=(len(data.users), len(items)),
+    )
+    return data, Catalog.empty(items), relevant
+
+
+def ndcg_at_10(indices: np.ndarray, relevant: sp.csr_matrix) -> float:
+    """Mean binary NDCG@10 over readers with something relevant held out."""
+    dense = relevant.toarray() > 0
+    hits = np.take_along_axis(dense, np.maximum(indices[:, :10], 0), axis=1) & (indices >= 0)
+    discount = 1 / np.log2(np.arange(2, 12))
+    n_relevant = dense.sum(axis=1)
+    ideal = np.cumsum(discount)[np.minimum(n_relevant, 10) - 1]
+    has = n_relevant > 0
+    return float(((hits * discount).sum(axis=1)[has] / ideal[has]).mean())
+
+
+def popularity_ndcg(data: Interactions, relevant: sp.csr_matrix) -> float:
+    counts = np.bincount(data.item_index, minlength=relevant.shape[1]).astype(np.float64)
+    scores = np.tile(counts, (relevant.shape[0], 1))
+    seen = data.matrix().tocoo()
+    scores[seen.row, seen.col] = -np.inf
+    return ndcg_at_10(np.argsort(-scores, axis=1, kind="stable")[:, :10], relevant)
+
+
+@pytest.mark.skipif(not (MOVIELENS / "ratings.csv").is_file(), reason="no movielens-small")
+def test_movielens_ndcg_beats_popularity() -> None:
+    data, items, relevant = movielens_split()
+    model = EaseRecommender().fit(data, items)
+    indices, _ = model.recommend_batch(data.matrix(), 10)
+    ndcg = ndcg_at_10(indices, relevant)
+    assert ndcg >= 0.28
+    assert ndcg > popularity_ndcg(data, relevant) + 0.1
