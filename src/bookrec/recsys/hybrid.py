@@ -50,14 +50,18 @@ class HybridConfig(BaseModel):
 
 
 def _standardise(scores: np.ndarray) -> np.ndarray:
-    """Per-row z-scores; rows with no spread become zeros."""
-    scores = np.asarray(scores, dtype=np.float32)
-    finite = np.where(np.isfinite(scores), scores, np.nan)
-    mean = np.nanmean(finite, axis=1, keepdims=True)
-    std = np.nanstd(finite, axis=1, keepdims=True)
+    """Per-row z-scores (a new float32 array); rows with no spread become zeros."""
+    out = np.array(scores, dtype=np.float32, copy=True)
+    if not np.isfinite(out).all():
+        finite = np.isfinite(out)
+        row_min = np.where(finite, out, np.inf).min(axis=1, keepdims=True)
+        out = np.where(finite, out, np.where(np.isfinite(row_min), row_min, 0.0))
+    mean = out.mean(axis=1, keepdims=True)
+    std = out.std(axis=1, keepdims=True)
     std[~(std > 0)] = 1.0
-    out = (finite - np.nan_to_num(mean)) / std
-    return np.asarray(np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), dtype=np.float32)
+    out -= mean
+    out /= std
+    return out
 
 
 def _ndcg_at_10(scores: np.ndarray, relevant: sp.csr_matrix, seen: sp.csr_matrix) -> float:

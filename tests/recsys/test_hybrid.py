@@ -1,0 +1,206 @@
+"""The hybrid learns its blend on validation: co-occurrence wins where it should, cold start is
+popularity (+ content), and the whole blend round-trips through its artifact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bookrec.recsys import registry
+from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
+from bookrec.recsys.hybrid import HybridConfig, HybridRecommender
+from bookrec.recsys.popularity import PopularityRecommender
+
+N_GROUPS, GROUP = 20, 5
+BOOKS = IdMap.of(range(1, N_GROUPS * GROUP + 1))
+L2_GRID = (5.0, 50.0, 500.0)
+COMPONENTS = ("ease", "itemknn", "content", "popularity")
+
+
+def group_of(book: int) -> list[int]:
+    start = (book - 1) // GROUP * GROUP + 1
+    return list(range(start, start + GROUP))
+
+
+def catalog() -> Catalog:
+    """Titles and authors that say nothing about the groups."""
+    rng = np.random.default_rng(1)
+    authors = rng.integers(1, 30, len(BOOKS))
+    return Catalog(
+        **{
+            **Catalog.empty(BOOKS).__dict__,
+            "author_indptr": np.arange(len(BOOKS) + 1, dtype=np.int64),
+            "author_ids": authors.astype(np.int64),
+            "title": np.asarray([f"Volume {chr(65 + b % 26)}{b}" for b in BOOKS.ids], dtype=str),
+        }
+    )
+
+
+def grouped(readers: int = 400, seed: int = 3) -> Interactions:
+    """Books come in groups of five read together: each reader reads two whole groups (4-5★).
+
+    Group popularity is only mildly skewed, so what a reader read predicts what they will read
+    far better than what everyone reads. Two stray books rated 2★ add noise.
+    """
+    rng = np.random.default_rng(seed)
+    group_weight = 1.0 / (np.arange(N_GROUPS) + 8.0)
+    group_weight /= group_weight.sum()
+    users, books, ratings = [], [], []
+    for user in range(1, readers + 1):
+        picked = rng.choice(N_GROUPS, size=2, replace=False, p=group_weight)
+        read = [g * GROUP + i + 1 for g in picked for i in range(GROUP)]
+        strays = rng.choice([b for b in BOOKS.ids if b not in read], size=2, replace=False)
+        users += [user] * (len(read) + 2)
+        books += [*read, *strays.tolist()]
+        ratings += [*rng.integers(4, 6, len(read)).tolist(), 2, 2]
+    return Interactions.from_ids(
+        np.asarray(users), np.asarray(books), np.asarray(ratings), items=BOOKS
+    )
+
+
+def config(**overrides: object) -> HybridConfig:
+    params: dict[str, object] = {
+        "components": {
+            "ease": {},
+            "itemknn": {"neighbours": 20},
+            "content": {"neighbours": 20},
+            "popularity": {},
+        },
+        "validation_readers": 400,
+        "ease_l2_grid": L2_GRID,
+        **overrides,
+    }
+    return HybridConfig.model_validate(params)
+
+
+@pytest.fixture(scope="module")
+def data() -> Interactions:
+    return grouped()
+
+
+@pytest.fixture(scope="module")
+def model(data: Interactions) -> HybridRecommender:
+    return HybridRecommender(config()).fit(data, catalog())
+
+
+def ids(recommendations: list) -> list[int]:  # type: ignore[type-arg]
+    return [r.book_id for r in recommendations]
+
+
+def weight_of(model: HybridRecommender, bucket: int) -> dict[str, float]:
+    return dict(zip(model.components, model.weights[bucket].tolist(), strict=True))
+
+
+def test_validation_report_has_single_scores_and_the_chosen_ease_l2(
+    model: HybridRecommender,
+) -> None:
+    report = model.validation
+    singles = report["single_ndcg@10"]
+    assert set(singles) == set(COMPONENTS)
+    assert all(0.0 <= value <= 1.0 for value in singles.values())
+    # the co-occurrence models see the groups, popularity and content cannot
+    best = max(singles["ease"], singles["itemknn"])
+    assert best > 0.5
+    assert best > 2 * singles["popularity"] and best > 2 * singles["content"]
+    assert report["blend_ndcg@10"] >= best - 1e-9
+    assert report["readers"] >= 300
+    chosen = report["ease_l2"]["chosen"]
+    assert chosen in L2_GRID
+    assert set(report["ease_l2"]["ndcg@10"]) == set(L2_GRID)
+    assert report["ease_l2"]["ndcg@10"][chosen] == max(report["ease_l2"]["ndcg@10"].values())
+    # the refit on everything keeps the chosen regularisation
+    assert model.components["ease"].config.l2 == chosen
+
+
+def test_learned_weights_favour_co_occurrence_and_cold_start_is_popularity(
+    model: HybridRecommender,
+) -> None:
+    assert list(model.components) == list(COMPONENTS)
+    assert model.weights.shape == (len(model.config.bucket_edges) + 2, len(COMPONENTS))
+    cold = weight_of(model, 0)
+    assert cold == {"ease": 0.0, "itemknn": 0.0, "content": 0.5, "popularity": 1.0}
+    for bucket in range(1, model.weights.shape[0]):
+        weights = weight_of(model, bucket)
+        learned = weights["ease"] + weights["itemknn"]
+        assert learned > 0, (bucket, weights)
+        assert learned >= weights["popularity"] and learned >= weights["content"], weights
+    # every reader keeps about 10 training ratings: bucket 2 (10-49 books), large enough
+    # (>= 200 readers) to learn weights of its own; the other buckets use the overall ones
+    assert list(model.validation["buckets"]) == ["2"]
+    assert model.validation["buckets"]["2"]["readers"] >= 200
+
+
+def test_a_group_reader_gets_the_rest_of_the_group(model: HybridRecommender) -> None:
+    group = group_of(41)
+    history = ReaderHistory.of([(group[0], 5), (group[1], 4), (group[2], 5)])
+    assert set(ids(model.recommend(history, 2))) == set(group[3:])
+
+
+def test_empty_history_gets_the_most_popular_books(
+    model: HybridRecommender, data: Interactions
+) -> None:
+    picks = ids(model.recommend(ReaderHistory.empty(), 5))
+    assert len(picks) == 5
+    popular = PopularityRecommender().fit(data, catalog())
+    assert picks == ids(popular.recommend(ReaderHistory.empty(), 5))
+    liked = np.bincount(data.item_index[data.rating >= 4], minlength=len(BOOKS))
+    fifth_best = np.sort(liked)[::-1][4]
+    assert all(liked[BOOKS.index([book])[0]] >= fifth_best for book in picks)
+
+
+def test_explain_gives_at_most_three_reasons(model: HybridRecommender, data: Interactions) -> None:
+    rows = data.user_index == 0
+    history = ReaderHistory(
+        data.items.ids[data.item_index[rows]].astype(np.int64), data.rating[rows]
+    )
+    long_history = ReaderHistory.of([(b, 5) for b in range(1, 31)])
+    for reader in (history, long_history, ReaderHistory.of([(7, 5)])):
+        picks = ids(model.recommend(reader, 5))
+        for book in picks:
+            reasons = model.explain(reader, book)
+            assert len(reasons) <= 3
+            assert all(isinstance(r, str) and r for r in reasons)
+            assert len(set(reasons)) == len(reasons)
+        assert model.explain(reader, picks[0]), "the top pick deserves a reason"
+    assert len(model.explain(ReaderHistory.empty(), 1)) <= 3
+
+
+def test_save_load_round_trip(model: HybridRecommender, tmp_path: Path) -> None:
+    directory = tmp_path / "hybrid"
+    manifest = model.save(directory)
+    assert manifest["components"] == list(COMPONENTS)
+    for name in COMPONENTS:
+        assert (directory / "components" / name / "manifest.json").is_file(), name
+    loaded = registry.load("hybrid", directory)
+    assert isinstance(loaded, HybridRecommender)
+    assert list(loaded.components) == list(COMPONENTS)
+    np.testing.assert_array_equal(loaded.weights, model.weights)
+    assert loaded.config == model.config
+    assert loaded.validation == json.loads(json.dumps(model.validation))
+    assert loaded.components["ease"].config.l2 == model.components["ease"].config.l2
+    for history in (
+        ReaderHistory.empty(),
+        ReaderHistory.of([(1, 5), (2, 4)]),
+        ReaderHistory.of([(b, 4) for b in range(20, 45)]),
+    ):
+        want, got = model.recommend(history, 8), loaded.recommend(history, 8)
+        assert ids(got) == ids(want)
+        np.testing.assert_allclose([r.score for r in got], [r.score for r in want], rtol=1e-5)
+        if want:
+            book = want[0].book_id
+            assert loaded.explain(history, book) == model.explain(history, book)
+    assert ids(loaded.similar(3, 4)) == ids(model.similar(3, 4))
+
+
+def test_without_ease_the_l2_search_is_skipped(data: Interactions) -> None:
+    model = HybridRecommender(
+        config(components={"itemknn": {"neighbours": 20}}, validation_readers=50)
+    ).fit(data, catalog())
+    # popularity is always there for the cold start
+    assert list(model.components) == ["itemknn", "popularity"]
+    assert "ease_l2" not in model.validation
+    assert weight_of(model, 0) == {"itemknn": 0.0, "popularity": 1.0}
+    assert weight_of(model, 1)["itemknn"] > 0
