@@ -120,11 +120,6 @@ def test_tune_stores_params_for_evaluate(imported: dict[str, str], tmp_path: Pat
     assert json.loads((out / "report.json").read_text())["metrics"]["ease"]["ndcg@5"] >= 0
 
 
-@pytest.mark.xfail(
-    reason="cli/train.py calls training.service.train without `tuned=TunedParams(VAR/tuning)`, "
-    "so `bookrec train` ignores what `bookrec tune` stored and trains with the defaults",
-    strict=True,
-)
 def test_train_uses_the_tuned_params(imported: dict[str, str]) -> None:
     code, output = invoke(imported, "tune", "--algo", "ease", "--budget", "20s", "--trials", "3")
     assert code == 0, output
@@ -188,11 +183,6 @@ def test_train_refuses_malformed_param_pairs(imported: dict[str, str]) -> None:
     assert code == 1 and "bogus" in output and "bad training request" in output
 
 
-@pytest.mark.xfail(
-    reason="cli/train.py never passes `context.args` through `extra_params`, so free options "
-    "like `--factors 8 --iterations 3` are silently dropped and the defaults are trained",
-    strict=True,
-)
 def test_train_takes_params_as_free_options(imported: dict[str, str]) -> None:
     code, output = invoke(
         imported, "train", "--algo", "als", "--factors", "8", "--iterations=3", "--json"
@@ -202,11 +192,6 @@ def test_train_takes_params_as_free_options(imported: dict[str, str]) -> None:
     assert params["factors"] == 8 and params["iterations"] == 3
 
 
-@pytest.mark.xfail(
-    reason="cli/train.py ignores free options (`context.args` never reaches `extra_params`), "
-    "so `--bogus 1` trains with the defaults and exits 0 instead of being refused",
-    strict=True,
-)
 def test_train_refuses_unknown_free_options(imported: dict[str, str]) -> None:
     code, output = invoke(imported, "train", "--algo", "als", "--bogus", "1")
     assert code == 1

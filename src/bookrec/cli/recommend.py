@@ -38,6 +38,9 @@ def recommend(
         None, "--out", help="Where --batch writes user_id,book_id,rank,score"
     ),
     explain: bool = typer.Option(False, help="Show why each book is recommended"),
+    diversity: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="0 = pure relevance; up to 1 = more varied (MMR)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Recommend books with the active model."""
@@ -66,7 +69,7 @@ def recommend(
                 activity.history_of(connection, reader),
                 activity.shelf_of(connection, reader),
             )
-        picks = loaded.model.recommend(history, k, exclude=shelf)
+        picks = loaded.model.recommend(history, k, exclude=shelf, diversity=diversity)
         titles = {
             b.book_id: b
             for b in connection.execute(

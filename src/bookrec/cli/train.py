@@ -59,6 +59,7 @@ def train(
     """
     from bookrec.training.registry import Registry
     from bookrec.training.service import train as train_model
+    from bookrec.training.tuned import TunedParams
 
     config = settings()
     registry = Registry(config.models_dir)
@@ -71,9 +72,10 @@ def train(
         engine(config),
         registry,
         algo,
-        parse_params(param),
+        parse_params([*param, *extra_params(context.args)]),
         activate=activate,
         progress=lambda message: console.print(message, highlight=False),
+        tuned=TunedParams(config.var_dir / "tuning"),
     )
     if as_json:
         out.print_json(json.dumps({"version": version.version, **version.info}))

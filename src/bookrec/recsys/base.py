@@ -48,7 +48,10 @@ class Recommender(Protocol):
 
 
 def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the k best scores (best first) among allowed, finite entries."""
+    """Indices of the k best scores (best first) among allowed, finite entries.
+
+    Equal scores go to the lower index, also at the cut, so results are deterministic.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     valid = np.isfinite(scores)
     if allowed is not None:
@@ -57,11 +60,31 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.n
     if len(candidates) == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
     if len(candidates) > k:
-        part = np.argpartition(-scores[candidates], k - 1)[:k]
-        candidates = candidates[part]
-    # ties break on the lower index, so results are deterministic
-    order = np.lexsort((candidates, -scores[candidates]))
+        kth = -np.partition(-scores[candidates], k - 1)[k - 1]
+        candidates = candidates[scores[candidates] >= kth]  # every item tied with the k-th
+    order = np.lexsort((candidates, -scores[candidates]))[:k]
     return candidates[order]
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k best finite scores' indices and values (best first, ties to the lower
+    index, also at the cut); index -1 and value -inf pad rows with fewer finite scores."""
+    n, width = scores.shape
+    k = min(k, width)
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    above = scores > kth
+    tied = scores == kth
+    # of the items tied with the k-th score, keep the lowest indices that still fit
+    room = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    _, columns = np.nonzero(chosen)
+    picked = columns.reshape(n, k)
+    values = np.take_along_axis(scores, picked, axis=1)
+    order = np.lexsort((picked, -values), axis=1)
+    picked = np.take_along_axis(picked, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1)
+    picked[~np.isfinite(values)] = -1
+    return picked, values
 
 
 def allowed_mask(
@@ -145,11 +168,29 @@ class ScoringRecommender:
         k: int,
         exclude: np.ndarray | None = None,
         filters: Filters | None = None,
+        diversity: float = 0.0,
     ) -> list[Recommendation]:
+        """Top-k books for a live history; `diversity` in (0, 1] re-ranks with MMR.
+
+        With diversity, the 10·k best candidates are re-ranked by maximal marginal relevance
+        (λ = 1 − diversity), trading a little relevance for less similar neighbours.
+        """
+        from bookrec.recsys.diversity import mmr_rerank
+
         catalog = self.require_catalog()
         scores = self.scores(self.history_row(history))[0]
         allowed = allowed_mask(catalog, history, exclude, filters)
-        best = top_k(scores, k, allowed)
+        if diversity <= 0:
+            best = top_k(scores, k, allowed)
+        else:
+            candidates = top_k(scores, 10 * k, allowed)
+            best = mmr_rerank(
+                candidates,
+                scores[candidates],
+                self.item_scores,
+                k,
+                lambda_=1.0 - min(diversity, 1.0),
+            )
         return [Recommendation(int(catalog.items.ids[i]), float(scores[i])) for i in best]
 
     def recommend_batch(
@@ -179,14 +220,9 @@ class ScoringRecommender:
                     continue
                 block = matrix[start:stop].tocoo()
                 scores[block.row, block.col] = -np.inf
+            scores[np.isnan(scores)] = -np.inf
             take = min(k, scores.shape[1])
-            part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            part_scores = np.take_along_axis(scores, part, axis=1)
-            # best first; equal scores go to the lower item index, as in top_k
-            order = np.lexsort((part, -part_scores), axis=1)
-            best = np.take_along_axis(part, order, axis=1)
-            best_scores = np.take_along_axis(part_scores, order, axis=1)
-            best[~np.isfinite(best_scores)] = -1
+            best, best_scores = top_k_rows(scores, take)
             indices[start:stop, :take] = best
             values[start:stop, :take] = best_scores
         return indices, values

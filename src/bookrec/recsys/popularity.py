@@ -90,10 +90,8 @@ class PopularityRecommender(ScoringRecommender):
         return self
 
     def scores(self, histories: sp.csr_matrix) -> np.ndarray:
-        """The same scores for every reader (unrated books lowest but finite)."""
-        finite = np.isfinite(self.scores_all)
-        floor = float(self.scores_all[finite].min()) - 1.0 if finite.any() else 0.0
-        row = np.where(finite, self.scores_all, floor).astype(np.float32)
+        """The same scores for every reader; books nobody rated are -inf (never listed)."""
+        row = self.scores_all.astype(np.float32)
         return np.broadcast_to(row, (histories.shape[0], len(row)))
 
     def item_scores(self, item_index: int) -> np.ndarray:
@@ -110,7 +108,9 @@ class PopularityRecommender(ScoringRecommender):
         k: int,
         exclude: np.ndarray | None = None,
         filters: Filters | None = None,
+        diversity: float = 0.0,
     ) -> list[Recommendation]:
+        """Most popular first; books nobody rated never appear (`diversity` has no effect)."""
         catalog = self._require_fit()
         allowed = allowed_mask(catalog, history, exclude, filters)
         best = top_k(self.scores_all, k, allowed)

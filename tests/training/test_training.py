@@ -1,0 +1,192 @@
+"""Training from the database into the model registry, loading for serving, batch lists.
+
+Runs on SQLite and PostgreSQL (the `engine` fixture).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine
+
+from bookrec.errors import InvalidInput
+from bookrec.interactions import repository as activity
+from bookrec.interactions.importer import import_directory
+from bookrec.recsys import registry as algorithms
+from bookrec.recsys.artifacts import sha256_of
+from bookrec.recsys.hybrid import HybridRecommender
+from bookrec.serving.batch import batch_recommend
+from bookrec.serving.engine import LoadedModel, load_version
+from bookrec.training.dataset import load_snapshot
+from bookrec.training.registry import Registry
+from bookrec.training.service import train
+
+FAST_HYBRID: dict[str, Any] = {
+    "components": {
+        "ease": {},
+        "itemknn": {"neighbours": 30},
+        "als": {"factors": 8, "iterations": 3},
+        "content": {"neighbours": 30},
+        "popularity": {},
+    },
+    "validation_readers": 50,
+    "ease_l2_grid": [100.0, 500.0],
+}
+K = 10
+
+
+def ratings_by_user(dataset: Path) -> dict[int, set[int]]:
+    """Data set user id -> books they rated, read straight from ratings.csv."""
+    rated: dict[int, set[int]] = {}
+    with (dataset / "ratings.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            rated.setdefault(int(row["user_id"]), set()).add(int(row["book_id"]))
+    return rated
+
+
+def shelf_by_user(dataset: Path) -> dict[int, set[int]]:
+    shelf: dict[int, set[int]] = {}
+    with (dataset / "to_read.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            shelf.setdefault(int(row["user_id"]), set()).add(int(row["book_id"]))
+    return shelf
+
+
+@pytest.fixture
+def imported(engine: Engine, small_dataset: Path) -> Engine:
+    import_directory(engine, small_dataset)
+    return engine
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "models")
+
+
+def test_train_hybrid_registers_a_complete_active_version(
+    imported: Engine, registry: Registry, small_dataset: Path
+) -> None:
+    messages: list[str] = []
+    version = train(imported, registry, "hybrid", FAST_HYBRID, progress=messages.append)
+    assert registry.active_version() == version.version == "1"
+    assert any("fitting hybrid" in m for m in messages)
+    assert messages[-1] == "version 1 is active"
+
+    info = json.loads((version.path / "version.json").read_text())
+    assert info["algo"] == "hybrid" and info["version"] == "1"
+    n_ratings = sum(len(books) for books in ratings_by_user(small_dataset).values())
+    assert info["data"]["ratings"] == n_ratings
+    assert info["data"]["readers"] == 150
+    assert info["data"]["books"] == 300
+    assert info["data"]["newest_timestamp"] is not None  # synthetic ratings carry times
+    assert info["params"]["validation_readers"] == 50
+    assert info["params"]["components"]["als"] == {"factors": 8, "iterations": 3}
+    assert set(info["timings_s"]) == {"load", "fit", "total"}
+    assert set(info["artifacts"]) == {"model", "popular", "trending"}
+    for name, files in info["artifacts"].items():
+        assert files, name
+        for file_name, digest in files.items():
+            assert sha256_of(version.path / name / file_name) == digest, (name, file_name)
+    for component in FAST_HYBRID["components"]:
+        assert (version.path / "model" / "components" / component / "manifest.json").is_file()
+    assert not [p for p in registry.root.iterdir() if p.name.startswith(".staging")]
+
+    loaded = load_version(registry.get(version.version))
+    assert isinstance(loaded, LoadedModel)
+    assert loaded.algo == "hybrid" and isinstance(loaded.model, HybridRecommender)
+    rated = ratings_by_user(small_dataset)
+    with imported.connect() as connection:
+        reader = activity.reader_ids_by_external(connection, [1])[1]
+        history = activity.history_of(connection, reader)
+    assert set(history.book_ids.tolist()) == rated[1]
+    picks = loaded.model.recommend(history, K)
+    books = [p.book_id for p in picks]
+    assert len(books) == K == len(set(books))
+    assert not set(books) & rated[1]
+    assert loaded.model.explain(history, books[0])
+    for fallback in (loaded.popular, loaded.trending):
+        assert len(fallback.recommend(history, K)) == K
+
+
+def test_train_without_an_algorithm_trains_the_default(
+    imported: Engine, registry: Registry
+) -> None:
+    started = time.perf_counter()
+    version = train(imported, registry)
+    seconds = time.perf_counter() - started
+    assert version.algo == algorithms.DEFAULT_ALGO
+    assert registry.active_version() == version.version
+    assert seconds < 120, f"default training took {seconds:.0f}s on 4,000 ratings"
+    loaded = load_version(version)
+    assert loaded.algo == algorithms.DEFAULT_ALGO
+    assert type(loaded.model) is algorithms.ALGORITHMS[algorithms.DEFAULT_ALGO]
+
+
+def test_train_refuses_bad_requests_and_keeps_the_registry_clean(
+    engine: Engine, registry: Registry, small_dataset: Path
+) -> None:
+    with pytest.raises(InvalidInput, match="no ratings"):
+        train(engine, registry, "popularity")
+    import_directory(engine, small_dataset)
+    with pytest.raises(InvalidInput, match="unknown algorithm"):
+        train(engine, registry, "nope")
+    with pytest.raises(InvalidInput, match="bogus"):
+        train(engine, registry, "als", {"bogus": 1})
+    assert registry.versions() == [] and registry.active_version() is None
+    first = train(engine, registry, "popularity", activate=False)
+    assert registry.active_version() is None
+    assert not (first.path / "model").exists()  # popularity serves from popular/
+    assert load_version(first).model.recommend(activity_history(engine, 2), K)
+
+
+def activity_history(engine: Engine, user: int) -> Any:
+    with engine.connect() as connection:
+        reader = activity.reader_ids_by_external(connection, [user])[user]
+        return activity.history_of(connection, reader)
+
+
+def test_batch_recommend_skips_rated_and_shelved_books(
+    imported: Engine, registry: Registry, small_dataset: Path
+) -> None:
+    version = train(imported, registry, "hybrid", FAST_HYBRID)
+    model = load_version(version).model
+    users = list(range(1, 151))
+    with imported.connect() as connection:
+        mapping = activity.reader_ids_by_external(connection, users)
+        interactions = load_snapshot(connection).interactions
+        shelves = activity.all_shelves(connection)
+    assert len(mapping) == 150 and len(shelves[0]) == 20
+    readers = np.asarray([mapping[u] for u in users] + [-1], dtype=np.int64)
+    book_ids, scores = batch_recommend(model, interactions, readers, K, shelves)
+    assert book_ids.shape == scores.shape == (151, K)
+
+    rated, shelved = ratings_by_user(small_dataset), shelf_by_user(small_dataset)
+    for row, user in enumerate(users):
+        books = book_ids[row].tolist()
+        assert -1 not in books and len(set(books)) == K, user
+        assert not set(books) & rated[user], user
+        assert not set(books) & shelved.get(user, set()), user
+        assert np.all(np.diff(scores[row]) <= 0), user
+    # an unknown reader gets the cold-start list: popular books
+    assert len(set(book_ids[-1].tolist())) == K and -1 not in book_ids[-1]
+
+    # one at a time from the live history agrees with the batch
+    with imported.connect() as connection:
+        for row, user in enumerate(users[:20]):
+            history = activity.history_of(connection, mapping[user])
+            shelf = activity.shelf_of(connection, mapping[user])
+            single = [r.book_id for r in model.recommend(history, K, exclude=shelf)]
+            assert single[:5] == book_ids[row, :5].tolist(), user
+
+    # shelve each reader's current top pick: it must give way to the next one
+    tops = book_ids[:150, 0]
+    shelf = (readers[:150], tops)
+    shelved_ids, _ = batch_recommend(model, interactions, readers[:150], K, shelf)
+    assert not (shelved_ids == tops[:, None]).any()
+    np.testing.assert_array_equal(shelved_ids[:, : K - 1], book_ids[:150, 1:K])
