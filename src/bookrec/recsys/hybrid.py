@@ -40,7 +40,7 @@ class HybridConfig(BaseModel):
     )
     bucket_edges: tuple[int, ...] = Field((10, 50), description="history lengths starting buckets")
     validation_fraction: float = Field(0.2, gt=0, lt=0.5)
-    validation_readers: int = Field(3000, ge=50, description="readers sampled to learn weights")
+    validation_readers: int = Field(2000, ge=50, description="readers sampled to learn weights")
     relevance_threshold: float = 4.0
     ease_l2_grid: tuple[float, ...] = Field(
         (200.0, 500.0, 1250.0),
@@ -107,7 +107,9 @@ class HybridRecommender(ScoringRecommender):
             interactions, fraction=self.config.validation_fraction, seed=self.config.seed
         )
         components = self._build()
-        for model in components.values():
+        for name, model in components.items():
+            if name == "ease" and self._searches_ease_l2:
+                continue  # fitted once per candidate regularisation in _choose_ease_l2
             model.fit(train, catalog)
         self.validation = {}
         self.catalog = catalog
@@ -116,6 +118,12 @@ class HybridRecommender(ScoringRecommender):
         for model in self.components.values():  # refit on everything: weights stay
             model.fit(interactions, catalog)
         return self
+
+    @property
+    def _searches_ease_l2(self) -> bool:
+        """EASE's l2 is chosen on validation unless given (e.g. by `bookrec tune`)."""
+        ease = self.config.components.get("ease")
+        return ease is not None and bool(self.config.ease_l2_grid) and "l2" not in ease
 
     def _bucket_of(self, lengths: np.ndarray) -> np.ndarray:
         edges = np.asarray((1, *self.config.bucket_edges))
@@ -148,7 +156,7 @@ class HybridRecommender(ScoringRecommender):
         readers, train_rows = readers[keep], train_rows[keep]
         seen = seen_all[train_rows]
         relevant = relevant_all[readers]
-        if "ease" in self.components and self.config.ease_l2_grid:
+        if self._searches_ease_l2:
             self._choose_ease_l2(train, catalog, seen, relevant)
         names = list(self.components)
         standardised = [_standardise(self._component_scores(name, seen)) for name in names]
@@ -168,7 +176,9 @@ class HybridRecommender(ScoringRecommender):
             rows = np.flatnonzero(buckets == bucket)
             if len(rows) < MIN_BUCKET_READERS:
                 continue
-            weights[bucket], score, _ = self._search(standardised, relevant, seen, rows, overall)
+            weights[bucket], score, _ = self._search(
+                standardised, relevant, seen, rows, overall, passes=1
+            )
             report["buckets"][str(bucket)] = {"readers": len(rows), "ndcg@10": score}
         self.validation = {**self.validation, **report}
         return weights
@@ -188,7 +198,8 @@ class HybridRecommender(ScoringRecommender):
             score = _ndcg_at_10(np.asarray(model.scores(seen), np.float32), relevant, seen)
             results[l2] = score
             if best is None or score > results[best[0]]:
-                best = (l2, model)
+                best = (l2, model)  # the previous best (a 10k x 10k matrix) can go now
+            del model
         assert best is not None
         self.components["ease"] = best[1]
         self.validation["ease_l2"] = {"chosen": best[0], "ndcg@10": results}
@@ -207,6 +218,7 @@ class HybridRecommender(ScoringRecommender):
         seen: sp.csr_matrix,
         rows: np.ndarray,
         start: np.ndarray | None = None,
+        passes: int = 2,
     ) -> tuple[np.ndarray, float, list[float]]:
         """Coordinate ascent over WEIGHT_GRID from the best single component (or `start`).
 
@@ -230,7 +242,7 @@ class HybridRecommender(ScoringRecommender):
             else np.eye(len(parts), dtype=np.float32)[int(np.argmax(singles))]
         )
         best = score_of(weights)
-        for _ in range(2):
+        for _ in range(passes):
             improved = False
             for index in range(len(parts)):
                 for value in WEIGHT_GRID:
