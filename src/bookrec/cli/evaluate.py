@@ -87,14 +87,28 @@ def evaluate(
         )
         return
     metrics = result.metric_names
-    table = Table(title=f"{split} split, K={k}")
-    table.add_column("model")
-    for metric in metrics:
-        table.add_column(metric, justify="right")
-    for name in result.model_names:
-        values = result.metrics[name]
-        table.add_row(name, *(_cell(values.get(metric)) for metric in metrics))
-    out.print(table)
+    rows = [
+        [name, *(_cell(result.metrics[name].get(m)) for m in metrics)]
+        for name in result.model_names
+    ]
+    if out.is_terminal:
+        table = Table(title=f"{split} split, K={k}")
+        table.add_column("model")
+        for metric in metrics:
+            table.add_column(metric, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    else:  # plain aligned columns for scripts and logs
+        header = ["model", *metrics]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            print(
+                "  ".join(
+                    cell.rjust(w) if i else cell.ljust(w)
+                    for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
     console.print(f"report: {html_path} (data: {json_path})", highlight=False)
 
 
