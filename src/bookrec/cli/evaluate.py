@@ -100,6 +100,7 @@ def evaluate(
             table.add_row(*row)
         out.print(table)
     else:  # plain aligned columns for scripts and logs
+        print(f"{split} split, K={k}")
         header = ["model", *metrics]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
