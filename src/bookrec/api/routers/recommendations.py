@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy.orm import Session
 
 from bookrec.api.deps import KQuery, ModelDep, SessionDep
 from bookrec.recsys.data import ReaderHistory
+from bookrec.recsys.popularity import PopularityRecommender
 from bookrec.serving.schemas import RecommendationList
 from bookrec.serving.service import FilterRequest, describe
 
@@ -40,6 +42,27 @@ FilterDep = Annotated[FilterRequest, Depends(filter_request)]
 ExplainQuery = Annotated[bool, Query(description="Attach human-readable reasons to each book")]
 
 
+def _everyone_list(
+    strategy: str,
+    model: PopularityRecommender,
+    version: str,
+    session: Session,
+    response: Response,
+    filters: FilterRequest,
+    k: int,
+    explain: bool,
+) -> RecommendationList:
+    """A list that is the same for every reader (popular, trending), filtered."""
+    history = ReaderHistory.empty()
+    picks = model.recommend(history, k, filters=filters.resolve(session))
+    response.headers["X-Model-Version"] = version
+    return RecommendationList(
+        strategy=strategy,
+        model_version=version,
+        items=describe(session, model, picks, history, explain),
+    )
+
+
 @router.get("/popular", summary="Most liked books of all time")
 def popular(
     session: SessionDep,
@@ -49,13 +72,8 @@ def popular(
     k: KQuery = 10,
     explain: ExplainQuery = False,
 ) -> RecommendationList:
-    history = ReaderHistory.empty()
-    picks = loaded.popular.recommend(history, k, filters=filters.resolve(session))
-    response.headers["X-Model-Version"] = loaded.version
-    return RecommendationList(
-        strategy="popular",
-        model_version=loaded.version,
-        items=describe(session, loaded.popular, picks, history, explain),
+    return _everyone_list(
+        "popular", loaded.popular, loaded.version, session, response, filters, k, explain
     )
 
 
@@ -68,11 +86,6 @@ def trending(
     k: KQuery = 10,
     explain: ExplainQuery = False,
 ) -> RecommendationList:
-    history = ReaderHistory.empty()
-    picks = loaded.trending.recommend(history, k, filters=filters.resolve(session))
-    response.headers["X-Model-Version"] = loaded.version
-    return RecommendationList(
-        strategy="trending",
-        model_version=loaded.version,
-        items=describe(session, loaded.trending, picks, history, explain),
+    return _everyone_list(
+        "trending", loaded.trending, loaded.version, session, response, filters, k, explain
     )
