@@ -37,8 +37,14 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ## benchmarks (ratios against floors measured in the same run)
-	$(VENV)/bin/python -m benchmarks.import_bench
+MOVIELENS ?= ../shared/data/movielens-small
+
+bench: install ## benchmarks (ratios against floors measured in the same run); results in docs/benchmarks.md
+	$(VENV)/bin/python -m benchmarks.import_bench --repeats 4
+	$(VENV)/bin/python -m benchmarks.train_bench --repeats 2
+	@if [ -f "$(MOVIELENS)/ratings.csv" ]; then \
+		$(VENV)/bin/python -m benchmarks.quality_bench "$(MOVIELENS)"; \
+	else echo "quality benchmark skipped: no $(MOVIELENS)/ratings.csv (set MOVIELENS=DIR)"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
