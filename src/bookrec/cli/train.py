@@ -46,7 +46,9 @@ def extra_params(arguments: list[str]) -> list[str]:
 @user_errors
 def train(
     context: typer.Context,
-    algo: str = typer.Option(None, help="Algorithm, e.g. popularity (default: the best)"),
+    algo: str = typer.Option(
+        None, help="popularity, content, itemknn, als, ease or hybrid (default: hybrid)"
+    ),
     param: list[str] = typer.Option([], "--param", help="Hyper-parameter as key=value; repeatable"),
     activate: bool = typer.Option(True, help="Make the new version the active one"),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if a model is active"),
