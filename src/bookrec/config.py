@@ -6,8 +6,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Signs tokens in development and tests only; production refuses to start with it.
+DEVELOPMENT_SECRET_KEY = "bookrec-development-secret-key-not-for-production"  # noqa: S105
+MIN_SECRET_KEY_LENGTH = 32
+#: OWASP's floor for argon2id (19 MiB, 2 passes); production refuses anything weaker.
+MIN_PRODUCTION_ARGON2_MEMORY_KIB = 19 * 1024
+MIN_PRODUCTION_ARGON2_TIME_COST = 2
 
 
 class Settings(BaseSettings):
@@ -32,6 +39,25 @@ class Settings(BaseSettings):
         "INFO", validation_alias="BOOKREC_LOG_LEVEL"
     )
     log_format: Literal["json", "console"] = Field("json", validation_alias="BOOKREC_LOG_FORMAT")
+
+    secret_key: SecretStr = Field(
+        SecretStr(DEVELOPMENT_SECRET_KEY),
+        validation_alias="BOOKREC_SECRET_KEY",
+        description="Signs access tokens (HS256); at least 32 random characters",
+    )
+    access_token_minutes: int = Field(
+        15, ge=1, le=24 * 60, validation_alias="BOOKREC_ACCESS_TOKEN_MINUTES"
+    )
+    refresh_token_days: int = Field(30, ge=1, le=365, validation_alias="BOOKREC_REFRESH_TOKEN_DAYS")
+    jwt_issuer: str = Field("bookrec", min_length=1, validation_alias="BOOKREC_JWT_ISSUER")
+    jwt_audience: str = Field("bookrec-api", min_length=1, validation_alias="BOOKREC_JWT_AUDIENCE")
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower
+    # them to stay fast; production refuses anything under OWASP's floor.
+    argon2_time_cost: int = Field(3, ge=1, le=20, validation_alias="BOOKREC_ARGON2_TIME_COST")
+    argon2_memory_kib: int = Field(
+        64 * 1024, ge=8, le=4 * 1024 * 1024, validation_alias="BOOKREC_ARGON2_MEMORY_KIB"
+    )
+    argon2_parallelism: int = Field(4, ge=1, le=64, validation_alias="BOOKREC_ARGON2_PARALLELISM")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -64,6 +90,35 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets(self) -> Settings:
+        key = self.secret_key.get_secret_value()
+        how = (
+            "set BOOKREC_SECRET_KEY to at least 32 random characters, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"BOOKREC_SECRET_KEY is too short ({len(key)} characters): {how}")
+        if self.environment == "production":
+            if key == DEVELOPMENT_SECRET_KEY:
+                raise ValueError(
+                    f"BOOKREC_SECRET_KEY is missing or the development default in production: {how}"
+                )
+            if (
+                self.argon2_memory_kib < MIN_PRODUCTION_ARGON2_MEMORY_KIB
+                or self.argon2_time_cost < MIN_PRODUCTION_ARGON2_TIME_COST
+            ):
+                raise ValueError(
+                    "argon2 cost too low for production: BOOKREC_ARGON2_MEMORY_KIB must be at "
+                    f"least {MIN_PRODUCTION_ARGON2_MEMORY_KIB} and BOOKREC_ARGON2_TIME_COST at "
+                    f"least {MIN_PRODUCTION_ARGON2_TIME_COST} (or leave both unset)"
+                )
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ValueError(
+                "BOOKREC_ARGON2_MEMORY_KIB must be at least 8 × BOOKREC_ARGON2_PARALLELISM"
+            )
+        return self
 
     @cached_property
     def sqlalchemy_url(self) -> str:

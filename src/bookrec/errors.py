@@ -12,10 +12,13 @@ class BookrecError(Exception):
     title = "Internal error"
     type_slug = "internal"
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(self, detail: str, *, keep_changes: bool = False, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        #: Commit the unit of work before reporting the error: the refusal itself wrote what
+        #: must last (an audit event, a revoked token family). Off by default: errors roll back.
+        self.keep_changes = keep_changes
 
 
 class NotFound(BookrecError):
@@ -31,6 +34,29 @@ class Conflict(BookrecError):
     status = 409
     title = "Conflict"
     type_slug = "conflict"
+
+
+class Unauthorized(BookrecError):
+    """No valid credentials: the API answers 401 with `WWW-Authenticate: Bearer`."""
+
+    status = 401
+    title = "Unauthorized"
+    type_slug = "unauthorized"
+
+    def __init__(
+        self, detail: str, *, challenge: str = "Bearer", keep_changes: bool = False, **extra: Any
+    ) -> None:
+        super().__init__(detail, keep_changes=keep_changes, **extra)
+        #: The `WWW-Authenticate` value the API sends with this 401 (RFC 6750).
+        self.challenge = challenge
+
+
+class Forbidden(BookrecError):
+    """Valid credentials that do not allow this operation."""
+
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
 
 
 class InvalidInput(BookrecError):

@@ -22,6 +22,10 @@ def make_settings(database_url: str, var_dir: Path) -> Settings:
         BOOKREC_VAR_DIR=var_dir,
         BOOKREC_ENV="test",
         BOOKREC_LOG_FORMAT="console",
+        # cheap hashing keeps the suite fast; the defaults (and production's floor) stay secure
+        BOOKREC_ARGON2_TIME_COST=1,
+        BOOKREC_ARGON2_MEMORY_KIB=64,
+        BOOKREC_ARGON2_PARALLELISM=1,
     )
 
 
@@ -41,4 +45,11 @@ def loaded(engine: Engine, settings: Settings, small_dataset: Path) -> Settings:
 @pytest.fixture
 def client(loaded: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(loaded)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def bare_client(settings: Settings) -> Iterator[TestClient]:
+    """The app on an empty, migrated database: no catalogue, no model (enough for accounts)."""
+    with TestClient(create_app(settings)) as test_client:
         yield test_client

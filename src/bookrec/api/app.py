@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bookrec import __version__
+from bookrec.accounts.service import Authenticator
 from bookrec.api import exception_handlers
 from bookrec.api.middleware import RequestContextMiddleware
-from bookrec.api.routers import books, health, recommendations
+from bookrec.api.routers import auth, books, health, recommendations
 from bookrec.api.state import AppState
 from bookrec.config import Settings, load_settings
 from bookrec.db.engine import make_engine, make_session_factory
@@ -31,7 +32,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models = ModelStore(Registry(settings.models_dir))
         models.refresh()
         app.state.bookrec = AppState(
-            settings=settings, engine=engine, sessions=make_session_factory(engine), models=models
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            models=models,
+            auth=Authenticator.of(settings),
         )
         try:
             yield
@@ -49,6 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     exception_handlers.install(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
-    for router in (books.router, recommendations.router):
+    for router in (auth.router, books.router, recommendations.router):
         app.include_router(router, prefix=API_PREFIX)
     return app

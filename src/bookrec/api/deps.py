@@ -6,12 +6,16 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from bookrec.accounts import service as accounts
+from bookrec.accounts.audit import Origin
+from bookrec.accounts.models import User
 from bookrec.api.schemas import MAX_K, MAX_PAGE_SIZE
 from bookrec.api.state import AppState
 from bookrec.config import Settings
-from bookrec.errors import ModelUnavailable
+from bookrec.errors import BookrecError, Forbidden, ModelUnavailable, Unauthorized
 from bookrec.serving.engine import LoadedModel
 
 
@@ -28,9 +32,26 @@ def get_settings(state: StateDep) -> Settings:
 
 
 def get_session(state: StateDep) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on any error."""
-    with state.sessions() as session, session.begin():
-        yield session
+    """One transaction per request: commit on success, roll back on any error.
+
+    The exception is an error raised with `keep_changes=True`: a refusal whose own writes
+    must last (the audit event of a failed login, a revoked token family).
+    """
+    with state.sessions() as session:
+        session.begin()
+        try:
+            yield session
+        except BookrecError as exc:
+            if exc.keep_changes:
+                session.commit()
+            else:
+                session.rollback()
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        else:
+            session.commit()
 
 
 def get_model(state: StateDep) -> LoadedModel:
@@ -45,6 +66,51 @@ def get_model(state: StateDep) -> LoadedModel:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+
+def get_authenticator(state: StateDep) -> accounts.Authenticator:
+    return state.auth
+
+
+def get_origin(request: Request) -> Origin:
+    return Origin(
+        ip=request.client.host if request.client else None,
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+AuthenticatorDep = Annotated[accounts.Authenticator, Depends(get_authenticator)]
+OriginDep = Annotated[Origin, Depends(get_origin)]
+_bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login")
+
+
+def get_authenticated(
+    session: SessionDep,
+    auth: AuthenticatorDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> accounts.Authenticated:
+    if credentials is None:
+        raise Unauthorized("log in and send `Authorization: Bearer <access token>`")
+    return accounts.current_user(session, auth, credentials.credentials)
+
+
+AuthenticatedDep = Annotated[accounts.Authenticated, Depends(get_authenticated)]
+
+
+def get_current_user(authenticated: AuthenticatedDep) -> User:
+    return authenticated.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_current_admin(user: CurrentUser) -> User:
+    if user.role != "admin":
+        raise Forbidden("this needs an admin account")
+    return user
+
+
+CurrentAdmin = Annotated[User, Depends(get_current_admin)]
 
 
 class Pagination:

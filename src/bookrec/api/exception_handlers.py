@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bookrec.errors import BookrecError
+from bookrec.errors import BookrecError, Unauthorized
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://bookrec.dev/problems/"
@@ -35,7 +35,10 @@ def problem(
 
 async def _bookrec_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BookrecError)
-    return problem(request, exc.status, exc.title, exc.detail, exc.type_slug, **exc.extra)
+    response = problem(request, exc.status, exc.title, exc.detail, exc.type_slug, **exc.extra)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = exc.challenge
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bookrec.accounts.service import Authenticator
 from bookrec.config import Settings
 from bookrec.serving.engine import ModelStore
 
@@ -17,3 +18,4 @@ class AppState:
     engine: Engine
     sessions: sessionmaker[Session]
     models: ModelStore
+    auth: Authenticator

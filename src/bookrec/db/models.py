@@ -1,11 +1,13 @@
 """Import every ORM model so `Base.metadata` is complete (for Alembic and tests)."""
 
-from bookrec.accounts.models import Reader
+from bookrec.accounts.audit import AuditEvent
+from bookrec.accounts.models import Reader, RefreshToken, User
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.db.base import Base
 from bookrec.interactions.models import Dataset, Event, Rating, ShelfItem
 
 __all__ = [
+    "AuditEvent",
     "Author",
     "Base",
     "Book",
@@ -15,6 +17,8 @@ __all__ = [
     "Event",
     "Rating",
     "Reader",
+    "RefreshToken",
     "ShelfItem",
     "Tag",
+    "User",
 ]

@@ -1,0 +1,80 @@
+"""Accounts and tokens: register, log in, refresh, log out, who am I."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from bookrec.accounts import service
+from bookrec.accounts.schemas import Credentials, RefreshRequest, TokenPair, UserOut
+from bookrec.api.deps import (
+    AuthenticatedDep,
+    AuthenticatorDep,
+    CurrentUser,
+    OriginDep,
+    SessionDep,
+)
+from bookrec.api.schemas import Problem
+
+router = APIRouter(tags=["auth"])
+
+PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {**PROBLEM, "description": "Missing, invalid or expired credentials"}
+}
+
+
+def _pair(issued: service.IssuedTokens) -> TokenPair:
+    return TokenPair(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+    )
+
+
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a reader account",
+    responses={409: {**PROBLEM, "description": "Email taken"}, 422: PROBLEM},
+)
+def register(
+    session: SessionDep, auth: AuthenticatorDep, origin: OriginDep, body: Credentials
+) -> UserOut:
+    user = service.register(session, auth, body.email, body.password, origin=origin)
+    return UserOut.model_validate(user)
+
+
+@router.post("/auth/login", summary="Trade email and password for tokens", responses=UNAUTHORIZED)
+def login(
+    session: SessionDep, auth: AuthenticatorDep, origin: OriginDep, body: Credentials
+) -> TokenPair:
+    return _pair(service.login(session, auth, body.email, body.password, origin))
+
+
+@router.post(
+    "/auth/refresh",
+    summary="Trade a refresh token for new tokens (once; reuse ends the login)",
+    responses=UNAUTHORIZED,
+)
+def refresh(
+    session: SessionDep, auth: AuthenticatorDep, origin: OriginDep, body: RefreshRequest
+) -> TokenPair:
+    return _pair(service.refresh(session, auth, body.refresh_token, origin))
+
+
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End this login: its refresh and access tokens stop working",
+    responses=UNAUTHORIZED,
+)
+def logout(session: SessionDep, caller: AuthenticatedDep, origin: OriginDep) -> Response:
+    service.logout(session, caller, origin)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me", summary="The account you are logged in as", responses=UNAUTHORIZED)
+def me(user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(user)
