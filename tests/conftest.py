@@ -1,3 +1,7 @@
-"""Shared fixtures: databases (SQLite and a real PostgreSQL), data sets, settings."""
+"""Shared fixtures: databases (SQLite and a real PostgreSQL), Redis, data sets, settings."""
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.datasets"]
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.datasets",
+    "tests.fixtures.redis",
+]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Signs tokens in development and tests only; production refuses to start with it.
 DEVELOPMENT_SECRET_KEY = "bookrec-development-secret-key-not-for-production"  # noqa: S105
@@ -58,6 +58,24 @@ class Settings(BaseSettings):
         64 * 1024, ge=8, le=4 * 1024 * 1024, validation_alias="BOOKREC_ARGON2_MEMORY_KIB"
     )
     argon2_parallelism: int = Field(4, ge=1, le=64, validation_alias="BOOKREC_ARGON2_PARALLELISM")
+    redis_prefix: str = Field("bookrec:", validation_alias="BOOKREC_REDIS_PREFIX")
+    # Hardening (issue 6): rate limits in `limits` notation ("10/minute", "100 per hour").
+    rate_limit_login_ip: str = Field("10/minute", validation_alias="BOOKREC_RATE_LIMIT_LOGIN_IP")
+    rate_limit_login_email: str = Field(
+        "5/minute", validation_alias="BOOKREC_RATE_LIMIT_LOGIN_EMAIL"
+    )
+    rate_limit_register_ip: str = Field(
+        "5/minute", validation_alias="BOOKREC_RATE_LIMIT_REGISTER_IP"
+    )
+    rate_limit_general: str = Field("600/minute", validation_alias="BOOKREC_RATE_LIMIT_GENERAL")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="BOOKREC_CORS_ORIGINS",
+        description="Origins allowed to call the API from a browser, comma-separated",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, le=1024 * 1024 * 1024, validation_alias="BOOKREC_MAX_BODY_BYTES"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -79,6 +97,29 @@ class Settings(BaseSettings):
         backend = url.get_backend_name()
         if backend not in {"sqlite", "postgresql"}:
             raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+        return value
+
+    @field_validator(
+        "rate_limit_login_ip",
+        "rate_limit_login_email",
+        "rate_limit_register_ip",
+        "rate_limit_general",
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit ({exc}); e.g. 10/minute") from exc
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_cors_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
 
     @field_validator("redis_url")

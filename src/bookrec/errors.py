@@ -92,3 +92,15 @@ class ModelUnavailable(BookrecError):
     status = 503
     title = "No model available"
     type_slug = "model-unavailable"
+
+
+class TooManyRequests(BookrecError):
+    """Over a rate limit: the API answers 429 with `Retry-After` in seconds."""
+
+    status = 429
+    title = "Too many requests"
+    type_slug = "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -46,3 +46,69 @@ class TokenPair(BaseModel):
     refresh_token: str = Field(description="Opaque; trade it at /auth/refresh, once")
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name, not a secret)
     expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class AccountInfo(BaseModel):
+    user_id: int
+    email: str
+    role: Literal["reader", "admin"]
+    reader_id: int
+    reader_external_id: int | None = Field(
+        description="The data set's user id when the account is linked to an imported reader"
+    )
+    created_at: datetime
+    disabled: bool
+
+
+class RatingExport(BaseModel):
+    book_id: int
+    title: str
+    rating: int
+    rated_at: int | None = Field(description="Unix seconds (UTC), when known")
+
+
+class ShelfExport(BaseModel):
+    book_id: int
+    title: str
+    added_at: int | None = Field(description="Unix seconds (UTC), when known")
+
+
+class EventExport(BaseModel):
+    event_id: int
+    kind: str
+    book_id: int | None
+    occurred_at: int = Field(description="Unix seconds (UTC)")
+    context: dict[str, Any] | None
+
+
+class SessionExport(BaseModel):
+    """One refresh token of a login (its hash is never exported)."""
+
+    session_id: str = Field(description="The login this token belongs to (its token family)")
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class AuditEventExport(BaseModel):
+    occurred_at: datetime
+    action: str
+    target: str | None
+    ip: str | None
+    request_id: str | None
+    details: dict[str, Any]
+
+
+class AccountExport(BaseModel):
+    """Everything bookrec holds about one account and its reader (GDPR art. 15 and 20)."""
+
+    exported_at: datetime
+    account: AccountInfo
+    ratings: list[RatingExport]
+    shelf: list[ShelfExport]
+    events: list[EventExport]
+    sessions: list[SessionExport]
+    audit_events: list[AuditEventExport] = Field(
+        description="Security events done by or about this account"
+    )

@@ -4,7 +4,8 @@ Enumeration: login answers an unknown email and a wrong password with the same s
 and (by verifying against a dummy hash) similar timing. Register cannot hide that an email is
 taken without an email round trip we do not have, so a duplicate gets a plain 409 that says
 only that; it costs the same argon2 hash as a success (the password is hashed before the
-lookup) and reveals nothing about the account. Rate limits on register come next (issue 6).
+lookup) and reveals nothing about the account. The API edge rate-limits register per address
+and login per address and per account (`bookrec.api.ratelimit`).
 """
 
 from __future__ import annotations

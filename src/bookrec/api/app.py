@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from bookrec import __version__
 from bookrec.accounts.service import Authenticator
 from bookrec.api import exception_handlers
-from bookrec.api.middleware import RequestContextMiddleware
-from bookrec.api.routers import auth, books, health, recommendations
+from bookrec.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from bookrec.api.ratelimit import RateLimiter, general_limit
+from bookrec.api.routers import admin, auth, books, health, privacy, recommendations
 from bookrec.api.state import AppState
 from bookrec.config import Settings, load_settings
 from bookrec.db.engine import make_engine, make_session_factory
@@ -37,10 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=make_session_factory(engine),
             models=models,
             auth=Authenticator.of(settings),
+            rate_limiter=RateLimiter.of(settings),
         )
         try:
             yield
         finally:
+            app.state.bookrec.rate_limiter.close()
             engine.dispose()
 
     app = FastAPI(
@@ -50,10 +54,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(general_limit)],
     )
     exception_handlers.install(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
+    # outermost: request ids and security headers reach every answer, 413 and CORS ones too
+    app.add_middleware(
+        RequestContextMiddleware,
+        no_store_prefixes=(f"{API_PREFIX}/auth", f"{API_PREFIX}/me"),
+    )
     app.include_router(health.router)
-    for router in (auth.router, books.router, recommendations.router):
+    for router in (
+        auth.router,
+        privacy.router,
+        books.router,
+        recommendations.router,
+        admin.router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     return app

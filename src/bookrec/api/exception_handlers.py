@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bookrec.errors import BookrecError, Unauthorized
+from bookrec.errors import BookrecError, TooManyRequests, Unauthorized
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://bookrec.dev/problems/"
@@ -38,6 +38,8 @@ async def _bookrec_error(request: Request, exc: Exception) -> JSONResponse:
     response = problem(request, exc.status, exc.title, exc.detail, exc.type_slug, **exc.extra)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = exc.challenge
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -1,4 +1,4 @@
-"""Request ids, access logs and security headers, as pure ASGI middleware."""
+"""Request ids, access logs, security headers and the body size cap, as pure ASGI middleware."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bookrec.api.exception_handlers import problem
 
 log = structlog.get_logger("bookrec.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -23,13 +27,27 @@ SECURITY_HEADERS = [
         b"frame-ancestors 'none'",
     ),
 ]
+#: Only over TLS (RFC 6797 §7.2); behind a proxy uvicorn's proxy_headers sets the scheme.
+HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+NO_STORE_HEADER = (b"cache-control", b"no-store")
 
 
 class RequestContextMiddleware:
-    """Give every request an id (or keep a sane incoming X-Request-ID), log it, time it."""
+    """Give every request an id (or keep a sane incoming X-Request-ID), log it, time it.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Adds the security headers, HSTS over TLS, and `Cache-Control: no-store` on the paths
+    under `no_store_prefixes` (tokens and personal data must not sit in caches).
+    """
+
+    def __init__(self, app: ASGIApp, no_store_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.no_store_prefixes = no_store_prefixes
+
+    def _no_store(self, path: str) -> bool:
+        return any(
+            path == prefix or path.startswith(prefix.rstrip("/") + "/")
+            for prefix in self.no_store_prefixes
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,6 +59,8 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        over_tls = scope.get("scheme") in ("https", "wss")
+        no_store = self._no_store(scope.get("path", ""))
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -50,6 +70,11 @@ class RequestContextMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                if over_tls:
+                    headers.append(HSTS_HEADER)
+                if no_store:
+                    headers = [h for h in headers if h[0].lower() != b"cache-control"]
+                    headers.append(NO_STORE_HEADER)
                 message["headers"] = headers
             await send(message)
 
@@ -66,3 +91,70 @@ class RequestContextMiddleware:
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over the cap; the problem+json handler answers 413."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body is larger than {max_bytes} bytes")
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with 413: by Content-Length before reading,
+    and by counting the bytes of a streamed (chunked) body as the app reads it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > self.max_bytes
+            except ValueError:
+                too_large = False  # the server rejects a malformed Content-Length itself
+            if too_large:
+                await self._refuse(scope, receive, send)
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            # the app read the body outside the exception handlers; answer here if we still can
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = problem(
+            request,
+            413,
+            "Payload too large",
+            f"the request body is larger than {self.max_bytes} bytes",
+            "http-413",
+        )
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bookrec.accounts.service import Authenticator
+from bookrec.api.ratelimit import RateLimiter
 from bookrec.config import Settings
 from bookrec.serving.engine import ModelStore
 
@@ -19,3 +20,4 @@ class AppState:
     sessions: sessionmaker[Session]
     models: ModelStore
     auth: Authenticator
+    rate_limiter: RateLimiter

@@ -1,5 +1,6 @@
 """Import every ORM model so `Base.metadata` is complete (for Alembic and tests)."""
 
+from bookrec.accounts.api_keys import ApiKey
 from bookrec.accounts.audit import AuditEvent
 from bookrec.accounts.models import Reader, RefreshToken, User
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
@@ -7,6 +8,7 @@ from bookrec.db.base import Base
 from bookrec.interactions.models import Dataset, Event, Rating, ShelfItem
 
 __all__ = [
+    "ApiKey",
     "AuditEvent",
     "Author",
     "Base",

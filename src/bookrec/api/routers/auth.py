@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from bookrec.accounts import service
 from bookrec.accounts.schemas import Credentials, RefreshRequest, TokenPair, UserOut
@@ -15,6 +15,7 @@ from bookrec.api.deps import (
     OriginDep,
     SessionDep,
 )
+from bookrec.api.ratelimit import login_email_limit, login_ip_limit, register_ip_limit
 from bookrec.api.schemas import Problem
 
 router = APIRouter(tags=["auth"])
@@ -22,6 +23,9 @@ router = APIRouter(tags=["auth"])
 PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {**PROBLEM, "description": "Missing, invalid or expired credentials"}
+}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {**PROBLEM, "description": "Too many attempts: wait `Retry-After` seconds"}
 }
 
 
@@ -37,7 +41,8 @@ def _pair(issued: service.IssuedTokens) -> TokenPair:
     "/auth/register",
     status_code=status.HTTP_201_CREATED,
     summary="Create a reader account",
-    responses={409: {**PROBLEM, "description": "Email taken"}, 422: PROBLEM},
+    responses={409: {**PROBLEM, "description": "Email taken"}, 422: PROBLEM, **RATE_LIMITED},
+    dependencies=[Depends(register_ip_limit)],
 )
 def register(
     session: SessionDep, auth: AuthenticatorDep, origin: OriginDep, body: Credentials
@@ -46,10 +51,21 @@ def register(
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/login", summary="Trade email and password for tokens", responses=UNAUTHORIZED)
+@router.post(
+    "/auth/login",
+    summary="Trade email and password for tokens",
+    responses={**UNAUTHORIZED, **RATE_LIMITED},
+    dependencies=[Depends(login_ip_limit)],
+)
 def login(
-    session: SessionDep, auth: AuthenticatorDep, origin: OriginDep, body: Credentials
+    request: Request,
+    session: SessionDep,
+    auth: AuthenticatorDep,
+    origin: OriginDep,
+    body: Credentials,
 ) -> TokenPair:
+    # counted before the password check, so failed attempts (401s) use up the allowance too
+    login_email_limit(request, body.email)
     return _pair(service.login(session, auth, body.email, body.password, origin))
 
 

@@ -1,0 +1,139 @@
+"""API keys for app backends: created by admins, shown once, stored as sha256, scoped, revocable.
+
+A key reads `brk_<prefix><rest>`; the first 8 characters after `brk_` are kept in clear as the
+prefix so admins can tell keys apart. Only the sha256 of the whole key is stored; a presented
+key is checked by looking its hash up (an index probe on a uniformly random digest), so no
+stored secret is ever compared character by character.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from bookrec.accounts import audit
+from bookrec.accounts.audit import Origin
+from bookrec.db.base import Base, utcnow
+from bookrec.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+
+KEY_MARKER = "brk_"
+PREFIX_LENGTH = 8
+#: Every scope a key may carry, with what it allows.
+SCOPES: dict[str, str] = {
+    "recommendations:read": "recommendations for any reader of the data set",
+}
+API_KEY_CHALLENGE = 'ApiKey realm="bookrec", Bearer'
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.user_id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key and its row: the only moment the secret exists outside the caller."""
+
+    key: ApiKey
+    secret: str
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise InvalidInput(
+            f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}", field="scopes"
+        )
+    return sorted(set(scopes))
+
+
+def create(
+    session: Session,
+    name: str,
+    scopes: list[str],
+    *,
+    actor_user_id: int | None,
+    origin: Origin | None = None,
+) -> IssuedKey:
+    """Mint a key with these scopes; the returned secret is never stored nor shown again."""
+    scopes = check_scopes(scopes)
+    secret = KEY_MARKER + secrets.token_urlsafe(32)
+    key = ApiKey(
+        name=name.strip(),
+        prefix=secret[len(KEY_MARKER) : len(KEY_MARKER) + PREFIX_LENGTH],
+        key_hash=hash_key(secret),
+        scopes=scopes,
+        created_by=actor_user_id,
+    )
+    session.add(key)
+    session.flush()
+    audit.record(
+        session,
+        "api_key.create",
+        origin=origin,
+        actor_user_id=actor_user_id,
+        target=f"api_key:{key.key_id}",
+        details={"name": key.name, "prefix": key.prefix, "scopes": scopes},
+    )
+    return IssuedKey(key=key, secret=secret)
+
+
+def page(session: Session, offset: int, limit: int) -> tuple[list[ApiKey], int]:
+    """Keys, newest first, and how many there are."""
+    total = session.scalar(select(func.count()).select_from(ApiKey)) or 0
+    rows = session.scalars(
+        select(ApiKey).order_by(ApiKey.key_id.desc()).offset(offset).limit(limit)
+    ).all()
+    return list(rows), total
+
+
+def revoke(
+    session: Session, key_id: int, *, actor_user_id: int | None, origin: Origin | None = None
+) -> None:
+    """Stop a key from working (idempotent: revoking a revoked key keeps the first time)."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("api key", key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    audit.record(
+        session,
+        "api_key.revoke",
+        origin=origin,
+        actor_user_id=actor_user_id,
+        target=f"api_key:{key.key_id}",
+        details={"name": key.name, "prefix": key.prefix},
+    )
+
+
+def authenticate(session: Session, secret: str, scope: str) -> ApiKey:
+    """The live key behind `secret` if it has `scope`: 401 if unknown or revoked, else 403."""
+    if not secret.startswith(KEY_MARKER) or len(secret) > 128:
+        raise Unauthorized("this API key is not valid", challenge=API_KEY_CHALLENGE)
+    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).one_or_none()
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("this API key is not valid or was revoked", challenge=API_KEY_CHALLENGE)
+    if scope not in key.scopes:
+        raise Forbidden(f"this API key lacks the scope {scope!r}")
+    key.last_used_at = utcnow()
+    return key

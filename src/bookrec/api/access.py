@@ -1,0 +1,90 @@
+"""Who may call what: the one place that declares the API's access policy.
+
+| level   | who                                            | a router asks for it       |
+|---------|------------------------------------------------|----------------------------|
+| public  | anyone                                         | no dependency              |
+| reader  | any logged-in account (reader or admin)        | `Reader`                   |
+| admin   | an account with role admin                     | `Admin`, `ADMIN_ONLY`      |
+| backend | an API key with the route's scope, or an admin | `Backend`, `api_key_or_admin` |
+
+Every route under `/api/v1/admin` sits on a router built with `ADMIN_ONLY`, so a route added
+there later is guarded without anyone remembering to; `tests/api/test_rbac.py` walks the route
+table to prove it. Missing or bad credentials give 401 with `WWW-Authenticate`; valid
+credentials that do not allow the operation give 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends
+from fastapi.params import Depends as DependsParam
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from bookrec.accounts import api_keys
+from bookrec.accounts import service as accounts
+from bookrec.accounts.models import User
+from bookrec.api.deps import (
+    AuthenticatorDep,
+    CurrentAdmin,
+    CurrentUser,
+    SessionDep,
+    get_current_admin,
+)
+from bookrec.errors import Forbidden, Unauthorized
+
+RECOMMENDATIONS_READ = "recommendations:read"
+
+#: A logged-in account, reader or admin.
+Reader = CurrentUser
+#: An admin account.
+Admin = CurrentAdmin
+#: Router-level guard: every route of a router built with it needs an admin.
+ADMIN_ONLY: list[DependsParam] = [Depends(get_current_admin)]
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key from POST /api/v1/admin/api-keys (server-to-server routes)",
+)
+_bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling a server-to-server route: an app's API key or an admin account."""
+
+    kind: Literal["api_key", "admin"]
+    key_id: int | None = None
+    user: User | None = None
+
+
+def api_key_or_admin(scope: str) -> Callable[..., Principal]:
+    """A dependency admitting an `X-API-Key` carrying `scope`, or an admin's bearer token."""
+
+    def principal(
+        session: SessionDep,
+        auth: AuthenticatorDep,
+        api_key: Annotated[str | None, Depends(_api_key_header)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if api_key is not None:
+            key = api_keys.authenticate(session, api_key, scope)
+            return Principal(kind="api_key", key_id=key.key_id)
+        if credentials is None:
+            raise Unauthorized(
+                "send `X-API-Key: <key>` or an admin's `Authorization: Bearer <access token>`",
+                challenge=api_keys.API_KEY_CHALLENGE,
+            )
+        caller = accounts.current_user(session, auth, credentials.credentials)
+        if caller.user.role != "admin":
+            raise Forbidden(f"this needs an API key with scope {scope!r} or an admin account")
+        return Principal(kind="admin", user=caller.user)
+
+    return principal
+
+
+#: An app's backend asking for recommendations on behalf of its reader (or an admin).
+Backend = Annotated[Principal, Depends(api_key_or_admin(RECOMMENDATIONS_READ))]
