@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from tests.fixtures.movielens import MOVIELENS, movielens_split, ndcg_at_10, popularity_ndcg
 
 from bookrec.recsys import knn
 from bookrec.recsys.artifacts import ArtifactError
@@ -14,7 +15,6 @@ from bookrec.recsys.data import Catalog, Filters, IdMap, Interactions, ReaderHis
 from bookrec.recsys.ease import interaction_matrix
 from bookrec.recsys.knn import ItemKnnRecommender, KnnConfig, knn_similarity
 
-MOVIELENS = Path(__file__).resolve().parents[3] / "shared/data/movielens-small"
 BOOKS = IdMap.of([1, 2, 3, 4, 5, 6])
 TITLES = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"]
 
@@ -196,53 +196,6 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 
 # -- movielens-small: does it rank held-out favourites? ------------------------------------------
-
-
-def movielens_split(seed: int = 0) -> tuple[Interactions, Catalog, sp.csr_matrix]:
-    """80/20 random split of each reader's ratings; catalog = books with >= 5 train ratings.
-
-    The same protocol as test_ease. Returns the training interactions, the catalog and the
-    held-out ratings >= 4 (readers x catalog items), the relevant set.
-    """
-    pa_csv = pytest.importorskip("pyarrow.csv")
-    table = pa_csv.read_csv(MOVIELENS / "ratings.csv")
-    users, books, ratings = (table[c].to_numpy() for c in ("user_id", "book_id", "rating"))
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(users)), users))  # each reader's ratings, shuffled
-    first = np.r_[0, np.flatnonzero(np.diff(users[order])) + 1]
-    counts = np.diff(np.r_[first, len(users)])
-    rank = np.arange(len(users)) - np.repeat(first, counts)
-    test = np.zeros(len(users), dtype=bool)
-    test[order] = rank < np.repeat(np.round(0.2 * counts), counts)
-    book_ids, book_counts = np.unique(books[~test], return_counts=True)
-    items = IdMap(book_ids[book_counts >= 5])
-    train = ~test & (items.index(books) >= 0)
-    data = Interactions.from_ids(users[train], books[train], ratings[train], items=items)
-    held = test & (ratings >= 4) & (items.index(books) >= 0) & (data.users.index(users) >= 0)
-    relevant = sp.csr_matrix(
-        (np.ones(held.sum()), (data.users.index(users[held]), items.index(books[held]))),
-        shape=(len(data.users), len(items)),
-    )
-    return data, Catalog.empty(items), relevant
-
-
-def ndcg_at_10(indices: np.ndarray, relevant: sp.csr_matrix) -> float:
-    """Mean binary NDCG@10 over readers with something relevant held out."""
-    dense = relevant.toarray() > 0
-    hits = np.take_along_axis(dense, np.maximum(indices[:, :10], 0), axis=1) & (indices >= 0)
-    discount = 1 / np.log2(np.arange(2, 12))
-    n_relevant = dense.sum(axis=1)
-    ideal = np.cumsum(discount)[np.minimum(n_relevant, 10) - 1]
-    has = n_relevant > 0
-    return float(((hits * discount).sum(axis=1)[has] / ideal[has]).mean())
-
-
-def popularity_ndcg(data: Interactions, relevant: sp.csr_matrix) -> float:
-    counts = np.bincount(data.item_index, minlength=relevant.shape[1]).astype(np.float64)
-    scores = np.tile(counts, (relevant.shape[0], 1))
-    seen = data.matrix().tocoo()
-    scores[seen.row, seen.col] = -np.inf
-    return ndcg_at_10(np.argsort(-scores, axis=1, kind="stable")[:, :10], relevant)
 
 
 @pytest.mark.skipif(not (MOVIELENS / "ratings.csv").is_file(), reason="no movielens-small")
