@@ -125,6 +125,16 @@ def test_general_limit_per_client_spares_health(make: Any) -> None:
         assert {client.get("/health/live").status_code for _ in range(10)} == {200}
 
 
+def test_made_up_api_keys_do_not_buy_fresh_allowances(make: Any) -> None:
+    settings = make(BOOKREC_RATE_LIMIT_GENERAL="3/minute")
+    with TestClient(create_app(settings)) as client:
+        statuses = [
+            client.get("/api/v1/tags", headers={"X-API-Key": f"brk_made-up-{n}"}).status_code
+            for n in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
+
+
 # -- security headers and CORS -------------------------------------------------------------
 
 

@@ -70,11 +70,7 @@ class EaseRecommender(ScoringRecommender):
         matrix = interaction_matrix(
             interactions, catalog, self.config.weighting, self.config.min_rating
         )
-        self.counts = {
-            "n_users": int(matrix.shape[0]),
-            "n_items": int(matrix.shape[1]),
-            "n_interactions": int(matrix.nnz),
-        }
+        self.counts = matrix_counts(matrix)
         self.weights = ease_weights(matrix, self.config.l2)
         self.catalog = catalog
         return self
@@ -208,6 +204,15 @@ def worker_count() -> int:
 
 
 # -- shared with item-kNN ------------------------------------------------------------------------
+
+
+def matrix_counts(matrix: sp.csr_matrix) -> dict[str, int]:
+    """What a model was fitted on, for its manifest."""
+    return {
+        "n_users": int(matrix.shape[0]),
+        "n_items": int(matrix.shape[1]),
+        "n_interactions": int(matrix.nnz),
+    }
 
 
 def interaction_matrix(

@@ -36,6 +36,7 @@ from bookrec.recsys.ease import (
     for_row_blocks,
     history_weights,
     interaction_matrix,
+    matrix_counts,
     weigh,
 )
 
@@ -73,11 +74,7 @@ class ItemKnnRecommender(ScoringRecommender):
         matrix = interaction_matrix(
             interactions, catalog, self.config.weighting, self.config.min_rating
         )
-        self.counts = {
-            "n_users": int(matrix.shape[0]),
-            "n_items": int(matrix.shape[1]),
-            "n_interactions": int(matrix.nnz),
-        }
+        self.counts = matrix_counts(matrix)
         self.similarity = knn_similarity(
             matrix, self.config.neighbours, self.config.shrinkage, self.config.normalize
         )
