@@ -20,6 +20,7 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "BOOKREC_VAR_DIR": str(tmp_path / "var"),
         "BOOKREC_LOG_FORMAT": "console",
+        "COLUMNS": "200",  # a wide terminal: rich never wraps messages holding long paths
     }
 
 
