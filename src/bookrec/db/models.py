@@ -6,6 +6,7 @@ from bookrec.accounts.models import Reader, RefreshToken, User
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.db.base import Base
 from bookrec.interactions.models import Dataset, Event, Rating, ShelfItem
+from bookrec.training.models import ModelActivation, ModelVersionRow
 
 __all__ = [
     "ApiKey",
@@ -17,6 +18,8 @@ __all__ = [
     "BookTag",
     "Dataset",
     "Event",
+    "ModelActivation",
+    "ModelVersionRow",
     "Rating",
     "Reader",
     "RefreshToken",
