@@ -82,7 +82,7 @@ def test_blocked_threaded_gram_and_mirroring_match_too(monkeypatch: pytest.Monke
 
 
 def test_rating_weighting_and_min_rating_shape_x() -> None:
-    config = EaseConfig(l2=2.0, weighting="rating", min_rating=3)
+    config = EaseConfig(l2=2.0, weighting="rating", min_rating=3, precision="float32")
     model = EaseRecommender(config).fit(interactions(), catalog())
     x = interactions().matrix().toarray()  # interactions' item space: 10, 20, 30, 40, 50
     x[x < 3] = 0
@@ -116,7 +116,8 @@ def test_similar_uses_the_item_weights() -> None:
     assert ids(model.similar(40, 1)) == [30]
     assert model.similar(999, 3) == []
     scores = model.item_scores(0)
-    np.testing.assert_allclose(scores, (model.weights[0] + model.weights[:, 0]) / 2)
+    weights = model.weights.astype(np.float32)
+    np.testing.assert_allclose(scores, (weights[0] + weights[:, 0]) / 2)
 
 
 def test_explain_names_the_books_that_count() -> None:
@@ -194,3 +195,15 @@ def test_movielens_ndcg_beats_popularity() -> None:
     ndcg = ndcg_at_10(indices, relevant)
     assert ndcg >= 0.28
     assert ndcg > popularity_ndcg(data, relevant) + 0.1
+
+
+def test_float16_weights_are_the_float32_ones_rounded_and_score_alike() -> None:
+    exact = EaseRecommender(EaseConfig(l2=2.0, precision="float32")).fit(interactions(), catalog())
+    half = EaseRecommender(EaseConfig(l2=2.0)).fit(interactions(), catalog())
+    assert half.weights.dtype == np.float16 and exact.weights.dtype == np.float32
+    np.testing.assert_allclose(half.weights, exact.weights, rtol=1e-3, atol=1e-4)
+    histories = sp.random(80, 6, density=0.4, format="csr", random_state=3, dtype=np.float32)
+    histories.data[:] = 5.0
+    # many rows (block path) and few rows (gather path) agree with the float32 product
+    np.testing.assert_allclose(half.scores(histories), exact.scores(histories), atol=2e-3)
+    np.testing.assert_allclose(half.scores(histories[:3]), exact.scores(histories[:3]), atol=2e-3)

@@ -35,11 +35,6 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.feature_extraction.text import (  # type: ignore[import-untyped]
-    TfidfTransformer,
-    TfidfVectorizer,
-)
-from sklearn.preprocessing import normalize  # type: ignore[import-untyped]
 
 from bookrec.recsys.artifacts import read_artifact, write_artifact
 from bookrec.recsys.base import ScoringRecommender
@@ -82,6 +77,8 @@ def _series_of(catalog: Catalog, index: int) -> str:
 
 def _idf_block(membership: sp.csr_matrix) -> sp.csr_matrix:
     """TF-IDF of a books x tokens 0/1 matrix (smoothed idf; tf is 1)."""
+    from sklearn.feature_extraction.text import TfidfTransformer  # type: ignore[import-untyped]
+
     membership = sp.csr_matrix(membership, dtype=np.float32)
     membership.sum_duplicates()
     membership.data[:] = 1
@@ -104,6 +101,10 @@ def _token_block(documents: Sequence[Sequence[str]]) -> sp.csr_matrix:
 
 def item_vectors(catalog: Catalog, config: ContentConfig) -> sp.csr_matrix:
     """The L2-normalised, weighted TF-IDF vector of every catalog book (n_items x features)."""
+    # scikit-learn is needed to fit only: serving workers never import it (~100 MB, 2 s)
+    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+    from sklearn.preprocessing import normalize  # type: ignore[import-untyped]
+
     n = len(catalog.items)
     blocks: list[tuple[sp.csr_matrix, float]] = []
     if catalog.title is not None:

@@ -52,6 +52,11 @@ class EaseConfig(BaseModel):
     min_rating: float = Field(
         0.0, description="ratings below this are dropped before fitting and from histories"
     )
+    precision: Literal["float16", "float32"] = Field(
+        "float16",
+        description="how B is kept and stored: float16 halves its memory (200 MB for 10k books)"
+        " at no measurable cost in ranking quality",
+    )
 
 
 class EaseRecommender(ScoringRecommender):
@@ -72,6 +77,9 @@ class EaseRecommender(ScoringRecommender):
         )
         self.counts = matrix_counts(matrix)
         self.weights = ease_weights(matrix, self.config.l2)
+        if self.config.precision == "float16":
+            # fitted and loaded models must score alike: round once, here
+            self.weights = self.weights.astype(np.float16)
         self.catalog = catalog
         return self
 
@@ -79,7 +87,7 @@ class EaseRecommender(ScoringRecommender):
         """x @ B for each history row (weighted like the training data)."""
         self.require_catalog()
         weighted = weigh(histories, self.config.weighting, self.config.min_rating)
-        return np.asarray(weighted @ self.weights, dtype=np.float32)
+        return sparse_dense_product(weighted, self.weights)
 
     def item_scores(self, item_index: int) -> np.ndarray:
         """(B[i, :] + B[:, i]) / 2: what i recommends and what recommends i, averaged.
@@ -121,6 +129,27 @@ class EaseRecommender(ScoringRecommender):
         }
         model.catalog = Catalog.from_arrays(arrays)
         return model
+
+
+def sparse_dense_product(rows: sp.csr_matrix, dense: np.ndarray, block: int = 1024) -> np.ndarray:
+    """rows @ dense as float32, for a dense matrix of any float type (float16 included).
+
+    A few rows (requests) read only the dense rows their nonzeros name; many rows (batches,
+    evaluation) go block by block of dense rows, each converted to float32 once.
+    """
+    rows = sp.csr_matrix(rows, dtype=np.float32)
+    if dense.dtype == np.float32:
+        return np.asarray(rows @ dense, dtype=np.float32)
+    if rows.shape[0] <= 64:
+        used = np.unique(rows.indices)
+        return np.asarray(rows[:, used] @ np.asarray(dense[used], dtype=np.float32))
+    out = np.zeros((rows.shape[0], dense.shape[1]), dtype=np.float32)
+    columns = rows.tocsc()
+    for start in range(0, dense.shape[0], block):
+        part = columns[:, start : start + block]
+        if part.nnz:
+            out += part @ np.asarray(dense[start : start + block], dtype=np.float32)
+    return out
 
 
 # -- the closed form -----------------------------------------------------------------------------
