@@ -76,6 +76,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, le=1024 * 1024 * 1024, validation_alias="BOOKREC_MAX_BODY_BYTES"
     )
+    # Training jobs (issue 8): a running job refreshes its heartbeat; one silent for longer
+    # than the lease is marked failed (its worker died).
+    embedded_worker: bool = Field(True, validation_alias="BOOKREC_EMBEDDED_WORKER")
+    job_lease_seconds: float = Field(
+        30.0, ge=2, le=3600, validation_alias="BOOKREC_JOB_LEASE_SECONDS"
+    )
+    job_heartbeat_seconds: float = Field(
+        5.0, gt=0, le=600, validation_alias="BOOKREC_JOB_HEARTBEAT_SECONDS"
+    )
+    job_poll_seconds: float = Field(1.0, gt=0, le=60, validation_alias="BOOKREC_JOB_POLL_SECONDS")
+    train_schedule: str = Field(
+        "",
+        validation_alias="BOOKREC_TRAIN_SCHEDULE",
+        description="Cron expression (UTC) for scheduled retraining; empty = off",
+    )
+    train_algo: str | None = Field(None, validation_alias="BOOKREC_TRAIN_ALGO")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -122,6 +138,28 @@ class Settings(BaseSettings):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("train_schedule")
+    @classmethod
+    def _check_train_schedule(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if value:
+            from croniter import croniter
+
+            if len(value.split()) != 5 or not croniter.is_valid(value):
+                raise ValueError("not a 5-field cron expression, e.g. '0 3 * * *' (03:00 UTC)")
+        return value
+
+    @field_validator("train_algo")
+    @classmethod
+    def _check_train_algo(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from bookrec.recsys.registry import ALGORITHMS
+
+        if value not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {value!r}; choose from {', '.join(ALGORITHMS)}")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
@@ -155,6 +193,10 @@ class Settings(BaseSettings):
                     f"least {MIN_PRODUCTION_ARGON2_MEMORY_KIB} and BOOKREC_ARGON2_TIME_COST at "
                     f"least {MIN_PRODUCTION_ARGON2_TIME_COST} (or leave both unset)"
                 )
+        if self.job_heartbeat_seconds * 2 > self.job_lease_seconds:
+            raise ValueError(
+                "BOOKREC_JOB_LEASE_SECONDS must be at least twice BOOKREC_JOB_HEARTBEAT_SECONDS"
+            )
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise ValueError(
                 "BOOKREC_ARGON2_MEMORY_KIB must be at least 8 × BOOKREC_ARGON2_PARALLELISM"

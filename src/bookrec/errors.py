@@ -94,6 +94,14 @@ class ModelUnavailable(BookrecError):
     type_slug = "model-unavailable"
 
 
+class ServiceUnavailable(BookrecError):
+    """A service bookrec depends on (the job queue's broker) cannot be reached right now."""
+
+    status = 503
+    title = "Service unavailable"
+    type_slug = "service-unavailable"
+
+
 class TooManyRequests(BookrecError):
     """Over a rate limit: the API answers 429 with `Retry-After` in seconds."""
 

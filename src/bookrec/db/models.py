@@ -6,6 +6,7 @@ from bookrec.accounts.models import Reader, RefreshToken, User
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.db.base import Base
 from bookrec.interactions.models import Dataset, Event, Rating, ShelfItem
+from bookrec.jobs.models import TrainingJob
 from bookrec.training.models import ModelActivation, ModelVersionRow
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "RefreshToken",
     "ShelfItem",
     "Tag",
+    "TrainingJob",
     "User",
 ]

@@ -1,0 +1,167 @@
+"""Run one claimed training job: the same code in the embedded worker, Celery and the CLI.
+
+While training runs, a reporter thread refreshes the job's heartbeat and writes its stage and
+percent (at most about once a second, never from the training thread, so a slow database
+never slows a fit). Any exception marks the job failed with its error text; the registry's
+staging directory and rename mean a failure never leaves a registered half-model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import Engine
+
+from bookrec.config import Settings
+from bookrec.db.engine import make_session_factory, transaction
+from bookrec.jobs import repository, service
+from bookrec.jobs.schemas import TrainRequest
+
+if TYPE_CHECKING:
+    from bookrec.training.registry import Registry
+    from bookrec.training.service import TrainResult
+
+log = structlog.get_logger(__name__)
+
+#: At most one progress write per this many seconds.
+PROGRESS_WRITE_SECONDS = 1.0
+
+Progress = Callable[[str, float], None]
+
+
+class JobReporter:
+    """A thread that keeps a running job's heartbeat fresh and persists its progress."""
+
+    def __init__(self, engine: Engine, job_id: int, heartbeat_seconds: float) -> None:
+        self._sessions = make_session_factory(engine)
+        self._job_id = job_id
+        self._heartbeat_seconds = heartbeat_seconds
+        self._lock = threading.Lock()
+        self._pending: tuple[str, float] | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"job-{job_id}-heartbeat", daemon=True
+        )
+
+    def report(self, stage: str, percent: float) -> None:
+        """The training progress callback: remember the newest stage and percent."""
+        with self._lock:
+            self._pending = (stage, percent)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and write the last progress reported."""
+        self._stopped.set()
+        self._thread.join()
+        self._write(force=False)
+
+    def _run(self) -> None:
+        last_beat = time.monotonic()
+        while not self._stopped.wait(PROGRESS_WRITE_SECONDS):
+            due = time.monotonic() - last_beat >= self._heartbeat_seconds
+            try:
+                if self._write(force=due):
+                    last_beat = time.monotonic()
+            except Exception:  # a hiccup of the database must not kill the heartbeat
+                log.warning("could not update training job", job_id=self._job_id, exc_info=True)
+
+    def _write(self, *, force: bool) -> bool:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is None and not force:
+            return False
+        stage, percent = pending if pending is not None else (None, None)
+        with transaction(self._sessions) as session:
+            repository.beat(session, self._job_id, stage, percent)
+        return True
+
+
+def _registry(engine: Engine, settings: Settings) -> Registry:
+    from bookrec.training.registry import Registry, redis_notifier
+
+    return Registry(engine, settings.models_dir, notifier=redis_notifier(settings))
+
+
+def execute(
+    engine: Engine, settings: Settings, job_id: int, *, echo: Progress | None = None
+) -> TrainResult:
+    """Train what a claimed (running) job asks for and record the outcome on the job.
+
+    Re-raises whatever training raised, after the job is marked failed with its text.
+    """
+    from bookrec.training.service import train
+    from bookrec.training.tuned import TunedParams
+
+    with transaction(make_session_factory(engine)) as session:
+        request = TrainRequest.model_validate(repository.get(session, job_id).request)
+    reporter = JobReporter(engine, job_id, settings.job_heartbeat_seconds)
+
+    def progress(stage: str, percent: float) -> None:
+        reporter.report(stage, percent)
+        if echo is not None:
+            echo(stage, percent)
+
+    reporter.start()
+    log.info("training job started", job_id=job_id, **request.model_dump())
+    try:
+        outcome = train(
+            engine,
+            _registry(engine, settings),
+            request.algo,
+            request.params,
+            force=request.force,
+            activate=request.activate,
+            progress=progress,
+            tuned=TunedParams(settings.var_dir / "tuning"),
+            settings=settings,
+        )
+    except BaseException as exc:
+        reporter.stop()
+        error = service.describe(exc)
+        service.fail(engine, job_id, error, statuses=("running",))
+        log.error("training job failed", job_id=job_id, error=error)
+        raise
+    reporter.stop()
+    result = {
+        "version": outcome.version.version,
+        "promoted": outcome.promoted,
+        "gate": outcome.gate,
+    }
+    with transaction(make_session_factory(engine)) as session:
+        repository.succeed(session, job_id, result)
+    log.info("training job succeeded", job_id=job_id, **result)
+    return outcome
+
+
+def claim(engine: Engine, job_id: int, worker: str | None = None) -> bool:
+    """Atomically take a queued job for this process; False if it is not queued any more."""
+    with transaction(make_session_factory(engine)) as session:
+        return repository.claim(session, job_id, worker or service.worker_name())
+
+
+def run_inline(
+    engine: Engine,
+    settings: Settings,
+    request: TrainRequest,
+    *,
+    trigger: str,
+    requested_by: str | None,
+    echo: Progress | None = None,
+) -> tuple[int, TrainResult]:
+    """Record a job and run it in this process (`bookrec train`): a job like any other, so a
+    killed CLI is later marked failed by the reaper."""
+    with transaction(make_session_factory(engine)) as session:
+        job_id = service.submit(
+            session,
+            request,
+            trigger=trigger,
+            requested_by=requested_by,
+            claimed_by=service.worker_name(),
+        ).job_id
+    return job_id, execute(engine, settings, job_id, echo=echo)

@@ -1,0 +1,113 @@
+"""Rules for training jobs: what a valid request is, submitting one, reaping lost ones."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from bookrec.accounts import audit
+from bookrec.accounts.audit import Origin
+from bookrec.db.base import utcnow
+from bookrec.db.engine import make_session_factory, transaction
+from bookrec.errors import BookrecError, InvalidInput
+from bookrec.jobs import repository
+from bookrec.jobs.models import TrainingJob
+from bookrec.jobs.schemas import TrainRequest
+
+log = structlog.get_logger(__name__)
+
+
+def worker_name() -> str:
+    """`host:pid` of this process, as a job records who runs it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_request(request: TrainRequest) -> TrainRequest:
+    """Refuse an unknown algorithm or parameters it does not take, before anything is queued."""
+    from bookrec.recsys import registry as algorithms
+
+    algo = request.algo or algorithms.DEFAULT_ALGO
+    if algo not in algorithms.ALGORITHMS:
+        raise InvalidInput(
+            f"unknown algorithm {algo!r}; choose from {', '.join(algorithms.ALGORITHMS)}",
+            field="algo",
+        )
+    try:
+        algorithms.build(algo, request.params)
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise InvalidInput(f"bad parameters for {algo}: {exc}", field="params") from None
+    return request
+
+
+def submit(
+    session: Session,
+    request: TrainRequest,
+    *,
+    trigger: str,
+    requested_by: str | None,
+    actor_user_id: int | None = None,
+    origin: Origin | None = None,
+    claimed_by: str | None = None,
+) -> TrainingJob:
+    """Queue a training job (in the caller's unit of work) and audit who asked for it.
+
+    With `claimed_by` the job starts out running for that worker (the CLI runs it itself).
+    """
+    check_request(request)
+    job = repository.create(
+        session,
+        request.model_dump(),
+        trigger=trigger,
+        requested_by=requested_by,
+        claimed_by=claimed_by,
+    )
+    if trigger == "api":
+        audit.record(
+            session,
+            "model.train",
+            origin=origin,
+            actor_user_id=actor_user_id,
+            target=f"training_job:{job.job_id}",
+            details=request.model_dump(),
+        )
+    log.info("training job queued", job_id=job.job_id, trigger=trigger, **request.model_dump())
+    return job
+
+
+def reap(engine: Engine, lease_seconds: float) -> list[int]:
+    """Mark failed every running job whose heartbeat is older than the lease; their ids."""
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    reaped: list[int] = []
+    with transaction(make_session_factory(engine)) as session:
+        for job_id, beat_at in repository.silent_since(session, cutoff):
+            error = f"worker lost (no heartbeat since {beat_at.isoformat(timespec='seconds')})"
+            if repository.fail(
+                session, job_id, error, statuses=("running",), heartbeat_before=cutoff
+            ):
+                reaped.append(job_id)
+                log.warning("training job lost its worker", job_id=job_id, heartbeat_at=beat_at)
+    return reaped
+
+
+def fail(engine: Engine, job_id: int, error: str, **conditions: Any) -> bool:
+    """Mark a job failed in its own transaction (if it is still queued or running)."""
+    with transaction(make_session_factory(engine)) as session:
+        return repository.fail(session, job_id, error, **conditions)
+
+
+def describe(exc: BaseException) -> str:
+    """The error text a failed job keeps: the user-facing detail, or the type and message."""
+    if isinstance(exc, BookrecError):
+        return exc.detail
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, SystemExit):
+        return f"interrupted (exit {exc.code})"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,68 @@
+"""Fixtures for training jobs: settings with a short lease, a loaded database, admin tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from bookrec.accounts import service as accounts
+from bookrec.api.app import create_app
+from bookrec.config import Settings
+from bookrec.interactions.importer import import_directory
+from bookrec.training.registry import Registry
+from bookrec.training.service import train
+from tests.api.conftest import make_settings
+
+ADMIN_EMAIL = "jobs-admin@example.org"
+PASSWORD = "violet-harbour-tandem-41"
+#: Short enough that a lost worker is noticed within the test, long enough for real beats.
+LEASE_SECONDS = 3.0
+HEARTBEAT_SECONDS = 0.5
+
+
+def job_settings(database_url: str, var_dir: Path, **overrides: object) -> Settings:
+    base = make_settings(database_url, var_dir).model_dump(by_alias=False)
+    base.update(job_lease_seconds=LEASE_SECONDS, job_heartbeat_seconds=HEARTBEAT_SECONDS)
+    base.update(overrides)
+    return Settings.model_validate(base)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return job_settings(database_url, tmp_path / "var")
+
+
+@pytest.fixture
+def imported(engine: Engine, small_dataset: Path) -> Engine:
+    """The small data set in the database, no model yet."""
+    import_directory(engine, small_dataset)
+    return engine
+
+
+@pytest.fixture
+def loaded(imported: Engine, settings: Settings) -> Settings:
+    """The small data set and an active popularity model."""
+    train(imported, Registry(imported, settings.models_dir), "popularity", settings=settings)
+    return settings
+
+
+@pytest.fixture
+def client(loaded: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(loaded)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin_headers(client: TestClient, engine: Engine, loaded: Settings) -> dict[str, str]:
+    with Session(engine) as session, session.begin():
+        accounts.register(
+            session, accounts.Authenticator.of(loaded), ADMIN_EMAIL, PASSWORD, role="admin"
+        )
+    response = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
