@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     )
     argon2_parallelism: int = Field(4, ge=1, le=64, validation_alias="BOOKREC_ARGON2_PARALLELISM")
     redis_prefix: str = Field("bookrec:", validation_alias="BOOKREC_REDIS_PREFIX")
+    # Evaluation gate (issue 8): a candidate is promoted only if its GATE_METRIC on a held-out
+    # split of up to GATE_READERS readers is at least the active model's × (1 - TOLERANCE).
+    gate_readers: int = Field(2000, ge=10, le=1_000_000, validation_alias="BOOKREC_GATE_READERS")
+    gate_metric: str = Field(
+        "ndcg@10",
+        pattern=r"^(precision|recall|ndcg|map|hit_rate|mrr)@([1-9][0-9]{0,2})$",
+        validation_alias="BOOKREC_GATE_METRIC",
+        description="precision, recall, ndcg, map, hit_rate or mrr @ K (K 1-999)",
+    )
+    gate_tolerance: float = Field(0.02, ge=0.0, le=1.0, validation_alias="BOOKREC_GATE_TOLERANCE")
     # Hardening (issue 6): rate limits in `limits` notation ("10/minute", "100 per hour").
     rate_limit_login_ip: str = Field("10/minute", validation_alias="BOOKREC_RATE_LIMIT_LOGIN_IP")
     rate_limit_login_email: str = Field(

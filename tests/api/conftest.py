@@ -38,7 +38,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 def loaded(engine: Engine, settings: Settings, small_dataset: Path) -> Settings:
     """The small data set imported and a popularity model trained and active."""
     import_directory(engine, small_dataset)
-    train(engine, Registry(settings.models_dir), "popularity")
+    train(engine, Registry(engine, settings.models_dir), "popularity", settings=settings)
     return settings
 
 

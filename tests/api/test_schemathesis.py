@@ -80,7 +80,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, small_dataset_master: Path) ->
     dataset = shutil.copytree(small_dataset_master, root / "goodbooks-small")
     engine = make_engine(url)
     import_directory(engine, dataset)
-    train(engine, Registry(configured.models_dir), "popularity")
+    train(engine, Registry(engine, configured.models_dir), "popularity", settings=configured)
     engine.dispose()
     app = create_app(configured)
     with TestClient(app) as client:

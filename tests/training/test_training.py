@@ -6,7 +6,6 @@ Runs on SQLite and PostgreSQL (the `engine` fixture).
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -65,21 +64,26 @@ def imported(engine: Engine, small_dataset: Path) -> Engine:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "models")
+def registry(engine: Engine, tmp_path: Path) -> Registry:
+    return Registry(engine, tmp_path / "models")
 
 
 def test_train_hybrid_registers_a_complete_active_version(
     imported: Engine, registry: Registry, small_dataset: Path
 ) -> None:
-    messages: list[str] = []
-    version = train(imported, registry, "hybrid", FAST_HYBRID, progress=messages.append)
+    stages: list[tuple[str, float]] = []
+    result = train(
+        imported, registry, "hybrid", FAST_HYBRID, progress=lambda s, p: stages.append((s, p))
+    )
+    version = result.version
+    assert result.promoted and result.gate["decision"] == "promote"
     assert registry.active_version() == version.version == "1"
-    assert any("fitting hybrid" in m for m in messages)
-    assert messages[-1] == "version 1 is active"
+    assert [s for s, _ in stages][:3] == ["loading data", "fitting", "evaluating"]
+    percents = [p for _, p in stages]
+    assert percents == sorted(percents) and percents[0] == 0 and percents[-1] == 100
 
-    info = json.loads((version.path / "version.json").read_text())
-    assert info["algo"] == "hybrid" and info["version"] == "1"
+    info = registry.get("1").info
+    assert info["algo"] == "hybrid" and info["version"] == "1" and info["status"] == "active"
     n_ratings = sum(len(books) for books in ratings_by_user(small_dataset).values())
     assert info["data"]["ratings"] == n_ratings
     assert info["data"]["readers"] == 150
@@ -87,7 +91,8 @@ def test_train_hybrid_registers_a_complete_active_version(
     assert info["data"]["newest_timestamp"] is not None  # synthetic ratings carry times
     assert info["params"]["validation_readers"] == 50
     assert info["params"]["components"]["als"] == {"factors": 8, "iterations": 3}
-    assert set(info["timings_s"]) == {"load", "fit", "total"}
+    assert {"load", "fit", "evaluate", "save", "total"} <= set(info["timings"])
+    assert info["metrics"]["ndcg@10"] is not None
     assert set(info["artifacts"]) == {"model", "popular", "trending"}
     for name, files in info["artifacts"].items():
         assert files, name
@@ -118,7 +123,7 @@ def test_train_without_an_algorithm_trains_the_default(
     imported: Engine, registry: Registry
 ) -> None:
     started = time.perf_counter()
-    version = train(imported, registry)
+    version = train(imported, registry).version
     seconds = time.perf_counter() - started
     assert version.algo == algorithms.DEFAULT_ALGO
     assert registry.active_version() == version.version
@@ -139,7 +144,7 @@ def test_train_refuses_bad_requests_and_keeps_the_registry_clean(
     with pytest.raises(InvalidInput, match="bogus"):
         train(engine, registry, "als", {"bogus": 1})
     assert registry.versions() == [] and registry.active_version() is None
-    first = train(engine, registry, "popularity", activate=False)
+    first = train(engine, registry, "popularity", activate=False).version
     assert registry.active_version() is None
     assert not (first.path / "model").exists()  # popularity serves from popular/
     assert load_version(first).model.recommend(activity_history(engine, 2), K)
@@ -154,7 +159,7 @@ def activity_history(engine: Engine, user: int) -> Any:
 def test_batch_recommend_skips_rated_and_shelved_books(
     imported: Engine, registry: Registry, small_dataset: Path
 ) -> None:
-    version = train(imported, registry, "hybrid", FAST_HYBRID)
+    version = train(imported, registry, "hybrid", FAST_HYBRID).version
     model = load_version(version).model
     users = list(range(1, 151))
     with imported.connect() as connection:

@@ -14,6 +14,7 @@ from bookrec.api import exception_handlers
 from bookrec.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bookrec.api.ratelimit import RateLimiter, general_limit
 from bookrec.api.routers import admin, auth, books, health, privacy, recommendations
+from bookrec.api.routers.jobs_admin import router as jobs_admin_router
 from bookrec.api.state import AppState
 from bookrec.config import Settings, load_settings
 from bookrec.db.engine import make_engine, make_session_factory
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         books.router,
         recommendations.router,
         admin.router,
+        jobs_admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     return app

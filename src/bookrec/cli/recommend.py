@@ -19,8 +19,8 @@ def _active_model() -> LoadedModel:
     from bookrec.serving.engine import load_version
     from bookrec.training.registry import Registry
 
-    registry = Registry(settings().models_dir)
-    version = registry.active()
+    config = settings()
+    version = Registry(engine(config), config.models_dir).active()
     if version is None:
         fail("no model is active: run `bookrec train` first")
     assert version is not None

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from bookrec.cli.common import console, engine, fail, out, settings, user_errors
+from bookrec.cli.common import console, engine, fail, interactive, out, settings, user_errors
+
+if TYPE_CHECKING:
+    from bookrec.config import Settings
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -43,6 +49,35 @@ def extra_params(arguments: list[str]) -> list[str]:
     return pairs
 
 
+@contextmanager
+def stage_progress() -> Iterator[Callable[[str, float], None]]:
+    """A `progress(stage, percent)` callback: a rich bar on a terminal, a line per stage else."""
+    if not interactive():
+        seen: set[str] = set()
+
+        def plain(stage: str, _percent: float) -> None:
+            if stage not in seen:
+                seen.add(stage)
+                console.print(f"{stage}…", highlight=False)
+
+        yield plain
+        return
+    with Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("training", total=100)
+
+        def update(stage: str, percent: float) -> None:
+            bar.update(task, description=stage, completed=percent)
+
+        yield update
+
+
 @user_errors
 def train(
     context: typer.Context,
@@ -50,42 +85,76 @@ def train(
         None, help="popularity, content, itemknn, als, ease or hybrid (default: hybrid)"
     ),
     param: list[str] = typer.Option([], "--param", help="Hyper-parameter as key=value; repeatable"),
-    activate: bool = typer.Option(True, help="Make the new version the active one"),
+    activate: bool = typer.Option(
+        True, help="Make the new version active when it passes the evaluation gate"
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Activate even if the evaluation gate rejects the new version"
+    ),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if a model is active"),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON"),
 ) -> None:
     """Train a model on everything in the database and register it as a new version.
 
-    Hyper-parameters go as `--param key=value` or directly as options the model takes,
-    e.g. `bookrec train --algo als --factors 64 --iterations 15`.
+    The new version is evaluated against the active one on the same held-out split and
+    activated only if it is not worse by more than BOOKREC_GATE_TOLERANCE (`--force`
+    activates it regardless). Hyper-parameters go as `--param key=value` or directly as
+    options the model takes, e.g. `bookrec train --algo als --factors 64 --iterations 15`.
     """
     from bookrec.training.registry import Registry
     from bookrec.training.service import train as train_model
     from bookrec.training.tuned import TunedParams
 
     config = settings()
-    registry = Registry(config.models_dir)
-    if if_missing and registry.active() is not None:
+    db = engine(config)
+    registry = Registry(db, config.models_dir, redis_notifier_of(config))
+    if if_missing and registry.active_version() is not None:
         console.print(
             f"model version {registry.active_version()} is active: not training", highlight=False
         )
         return
-    version = train_model(
-        engine(config),
-        registry,
-        algo,
-        parse_params([*param, *extra_params(context.args)]),
-        activate=activate,
-        progress=lambda message: console.print(message, highlight=False),
-        tuned=TunedParams(config.var_dir / "tuning"),
-    )
+    params = parse_params([*param, *extra_params(context.args)])
+    with stage_progress() as progress:
+        result = train_model(
+            db,
+            registry,
+            algo,
+            params,
+            force=force,
+            activate=activate,
+            progress=progress,
+            tuned=TunedParams(config.var_dir / "tuning"),
+            settings=config,
+        )
+    version = result.version
     if as_json:
-        out.print_json(json.dumps({"version": version.version, **version.info}))
+        out.print_json(json.dumps({**version.to_dict(), "promoted": result.promoted}))
+        return
+    data, gate = version.info["data"], result.gate
+    console.print(
+        f"trained {version.algo} version {version.version} on {data['ratings']:,} ratings by "
+        f"{data['readers']:,} readers over {data['books']:,} books "
+        f"in {version.info['timings']['total']:.1f}s",
+        highlight=False,
+    )
+    console.print(f"evaluation gate: {gate['decision']} ({gate['reason']})", highlight=False)
+    if result.promoted:
+        console.print(f"version {version.version} is active", highlight=False)
     else:
-        data = version.info["data"]
+        active = registry.active_version()
         console.print(
-            f"trained {version.algo} version {version.version} on {data['ratings']:,} ratings by "
-            f"{data['readers']:,} readers over {data['books']:,} books "
-            f"in {version.info['timings_s']['total']:.1f}s",
+            f"version {version.version} is registered as a candidate; "
+            + (f"version {active} stays active" if active else "no version is active"),
             highlight=False,
         )
+
+
+def redis_notifier_of(config: Settings) -> Callable[[str], None] | None:
+    """The Redis activation broadcast, or None (no Redis, or it cannot be reached now)."""
+    from bookrec.training.registry import redis_notifier
+
+    try:
+        return redis_notifier(config)
+    except Exception as exc:  # workers poll the database too: never fail a command over it
+        console.print(f"warning: no activation broadcast ({exc})", highlight=False)
+        return None

@@ -14,7 +14,14 @@ import numpy as np
 
 from bookrec.recsys.data import Interactions
 
-__all__ = ["global_temporal", "leave_last_out", "random_holdout", "subset", "temporal"]
+__all__ = [
+    "global_temporal",
+    "leave_last_out",
+    "random_holdout",
+    "sampled_holdout",
+    "subset",
+    "temporal",
+]
 
 
 def subset(interactions: Interactions, mask: np.ndarray) -> Interactions:
@@ -84,6 +91,36 @@ def random_holdout(
     rng = np.random.default_rng(seed)
     keys = rng.random(len(interactions))
     return _split(interactions, _per_user_holdout(interactions, keys, fraction, min_ratings))
+
+
+def sampled_holdout(
+    interactions: Interactions,
+    readers: int,
+    fraction: float = 0.2,
+    seed: int = 7,
+    min_ratings: int = 5,
+) -> tuple[Interactions, Interactions]:
+    """Hold out a random `fraction` of the ratings of up to `readers` sampled readers.
+
+    Readers are drawn uniformly (seeded) among those with >= `min_ratings` ratings; everyone
+    else stays whole in train. Cheap at any scale: only the sampled readers' rows are ranked.
+    The same seed over the same rows in the same order gives the same split.
+    """
+    _check_fraction(fraction)
+    if readers < 0:
+        raise ValueError(f"readers must be >= 0, got {readers}")
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(interactions.user_index, minlength=len(interactions.users))
+    eligible = np.flatnonzero(counts >= max(min_ratings, 1))
+    chosen = np.zeros(len(interactions.users), dtype=bool)
+    if len(eligible):
+        chosen[rng.choice(eligible, size=min(readers, len(eligible)), replace=False)] = True
+    rows = np.flatnonzero(chosen[interactions.user_index])
+    keys = rng.random(len(rows))
+    held = _per_user_holdout(subset(interactions, rows), keys, fraction, min_ratings)
+    test_mask = np.zeros(len(interactions), dtype=bool)
+    test_mask[rows[held]] = True
+    return _split(interactions, test_mask)
 
 
 def temporal(

@@ -1,22 +1,51 @@
-"""Train a recommender from the database and register it as a new model version."""
+"""Train a recommender from the database, pass it through the evaluation gate, register it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from bookrec.errors import InvalidInput
+from bookrec.interactions.models import Dataset
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.popularity import PopularityConfig, PopularityRecommender
+from bookrec.training import gate as evaluation_gate
 from bookrec.training.dataset import load_snapshot
 from bookrec.training.registry import ModelVersion, Registry
 from bookrec.training.tuned import TunedParams
 
-Progress = Callable[[str], None]
+if TYPE_CHECKING:
+    from bookrec.config import Settings
+
+#: `progress(stage, percent)`: loading data 0-10, fitting 10-70, evaluating 70-90, saving 90-100.
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The registered version, whether it became the active one, and the gate's decision."""
+
+    version: ModelVersion
+    promoted: bool
+    gate: dict[str, Any]
+
+
+def _model_params(
+    algo: str, params: dict[str, Any] | None, tuned: TunedParams | None
+) -> dict[str, Any]:
+    chosen = dict(params or {})
+    if tuned is not None and not chosen:
+        chosen = tuned.params(algo)
+        if algo == "hybrid" and "components" not in chosen:
+            chosen["components"] = {
+                name: tuned.params(name) for name in algorithms.HYBRID_COMPONENTS
+            }
+    return chosen
 
 
 def train(
@@ -25,67 +54,103 @@ def train(
     algo: str | None = None,
     params: dict[str, Any] | None = None,
     *,
+    force: bool = False,
     activate: bool = True,
     progress: Progress | None = None,
     tuned: TunedParams | None = None,
-) -> ModelVersion:
-    """Fit `algo` (default: the best available) on everything in the database.
+    settings: Settings | None = None,
+) -> TrainResult:
+    """Fit `algo` (default: the best available), gate it against the active model, register it.
 
-    Every version also carries all-time and trending popularity, which serve the popular and
-    trending lists and act as the cold-start fallback. Without explicit `params`, the ones
-    `bookrec tune` stored for the algorithm (and for a hybrid's components) are used.
+    The model is fitted on the gate's train part (everything but ~20 % of the ratings of a
+    sample of readers) and scored on the held-out part; it becomes active when `activate` and
+    the gate passes (or `force`). A rejected candidate stays registered with its decision.
+    Every version also carries all-time and trending popularity (the popular and trending
+    lists and the cold-start fallback), fitted on all the data. Without explicit `params`,
+    the ones `bookrec tune` stored for the algorithm are used.
     """
+    if settings is None:
+        from bookrec.config import load_settings
+
+        settings = load_settings()
     algo = algo or algorithms.DEFAULT_ALGO
-    params = dict(params or {})
-    if tuned is not None and not params:
-        params = tuned.params(algo)
-        if algo == "hybrid" and "components" not in params:
-            params["components"] = {
-                name: tuned.params(name) for name in algorithms.HYBRID_COMPONENTS
-            }
     try:
-        model = algorithms.build(algo, params)
+        model = algorithms.build(algo, _model_params(algo, params, tuned))
     except (ValueError, ValidationError) as exc:
         raise InvalidInput(f"bad training request: {exc}") from None
-    say = progress or (lambda _message: None)
+    report: Progress = progress or (lambda _stage, _percent: None)
+
     started = time.perf_counter()
-    say("loading ratings and catalog from the database")
+    report("loading data", 0.0)
     with engine.connect() as connection:
         snapshot = load_snapshot(connection)
+        dataset_ids = list(connection.execute(select(Dataset.dataset_id)).scalars())
     if len(snapshot.interactions) == 0:
         raise InvalidInput("there are no ratings to train on: import a data set first")
+    split = evaluation_gate.make_split(
+        snapshot.interactions, snapshot.catalog, settings.gate_readers, settings.gate_metric
+    )
     loaded = time.perf_counter()
+
+    report("fitting", 10.0)
+    model.fit(split.train, snapshot.catalog)
+    fitted = time.perf_counter()
+
+    report("evaluating", 70.0)
+    metrics = evaluation_gate.score(model, split, snapshot.catalog, fit=False)
+    report("evaluating", 80.0)
+    decision = evaluation_gate.decide(
+        metrics,
+        registry.active(),
+        split,
+        snapshot.catalog,
+        metric=settings.gate_metric,
+        tolerance=settings.gate_tolerance,
+        force=force,
+    )
+    evaluated = time.perf_counter()
+
+    report("saving", 90.0)
     staging = registry.staging()
     try:
-        say(f"fitting {algo} on {len(snapshot.interactions):,} ratings")
-        model.fit(snapshot.interactions, snapshot.catalog)
-        fitted = time.perf_counter()
-        files = {}
         if algo != "popularity":
-            files["model"] = model.save(staging / "model")["files"]
+            model.save(staging / "model")
         for name, mode in (("popular", "all_time"), ("trending", "trending")):
-            fallback = PopularityRecommender(PopularityConfig(mode=mode))
             if algo == "popularity" and mode == "all_time":
-                fallback = model  # type: ignore[assignment]
+                fallback: Any = model
             else:
+                fallback = PopularityRecommender(PopularityConfig(mode=mode))
                 fallback.fit(snapshot.interactions, snapshot.catalog)
-            files[name] = fallback.save(staging / name)["files"]
+            fallback.save(staging / name)
         info = {
             "algo": algo,
             "params": model.config.model_dump(),
-            "data": snapshot.summary(),
-            "timings_s": {
+            "data": {
+                **snapshot.summary(),
+                "dataset_ids": dataset_ids,
+                "fingerprint": split.key["fingerprint"],
+                "held_out_ratings": len(split.test),
+            },
+            "metrics": metrics,
+            "gate": decision,
+            "status_reason": None
+            if decision["decision"] == "promote"
+            else f"evaluation gate: {decision['reason']}",
+            "timings": {
                 "load": round(loaded - started, 3),
                 "fit": round(fitted - loaded, 3),
+                "evaluate": round(evaluated - fitted, 3),
+                "gate_active": decision["seconds"],
+                "save": round(time.perf_counter() - evaluated, 3),
                 "total": round(time.perf_counter() - started, 3),
             },
-            "artifacts": files,
         }
         version = registry.commit(staging, info)
     except BaseException:
         registry.discard(staging)
         raise
-    if activate:
-        registry.activate(version.version)
-        say(f"version {version.version} is active")
-    return version
+    promoted = activate and decision["decision"] == "promote"
+    if promoted:
+        version = registry.activate(version.version, actor="train")
+    report("saving", 100.0)
+    return TrainResult(version=version, promoted=promoted, gate=decision)

@@ -1,0 +1,349 @@
+"""The database-backed model registry, on SQLite and PostgreSQL (the `engine` fixture).
+
+Artifacts here are a few small files: the registry only moves, hashes and verifies them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from bookrec.config import Settings
+from bookrec.errors import Conflict, NotFound
+from bookrec.recsys.artifacts import ArtifactError
+from bookrec.training.models import ModelActivation, ModelVersionRow
+from bookrec.training.registry import Registry, redis_notifier
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def info(algo: str = "popularity", ndcg: float = 0.1) -> dict[str, Any]:
+    return {
+        "algo": algo,
+        "params": {"mode": "all_time"},
+        "data": {"ratings": 10, "readers": 2, "books": 5, "newest_timestamp": None},
+        "metrics": {"ndcg@10": ndcg},
+        "gate": {"decision": "promote"},
+        "timings": {"total": 0.1},
+    }
+
+
+def stage(registry: Registry, payload: bytes = b"numbers") -> Path:
+    staging = registry.staging()
+    for name in ("model", "popular", "trending"):
+        (staging / name).mkdir()
+        (staging / name / "scores.npy").write_bytes(payload + name.encode())
+        (staging / name / "manifest.json").write_text('{"files": {}}')
+    return staging
+
+
+def register(registry: Registry, algo: str = "popularity", ndcg: float = 0.1) -> str:
+    return registry.commit(stage(registry), info(algo, ndcg)).version
+
+
+@pytest.fixture
+def notices() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def registry(engine: Engine, tmp_path: Path, notices: list[str]) -> Registry:
+    return Registry(engine, tmp_path / "models", notices.append)
+
+
+def activations(engine: Engine) -> list[tuple[int, int | None, str, str | None]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                ModelActivation.version,
+                ModelActivation.previous_version,
+                ModelActivation.action,
+                ModelActivation.actor,
+            ).order_by(ModelActivation.activation_id)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_commit_registers_a_candidate_with_checksums(registry: Registry) -> None:
+    assert registry.versions() == [] and registry.active_version() is None
+    assert registry.active() is None
+    version = registry.commit(stage(registry), info())
+    assert version.version == "1" and version.status == "candidate" and version.algo == "popularity"
+    assert version.path == registry.root / "1" and version.path.is_dir()
+    assert version.info["artifact_uri"] == (registry.root / "1").resolve().as_uri()
+    assert set(version.info["checksums"]) == {
+        f"{name}/{file}"
+        for name in ("model", "popular", "trending")
+        for file in ("scores.npy", "manifest.json")
+    }
+    assert set(version.info["artifacts"]) == {"model", "popular", "trending"}
+    assert not [p for p in registry.root.iterdir() if p.name.startswith(".staging")]
+    assert registry.get("1") == version == registry.get(1)
+    assert registry.verify("1") == version
+    assert register(registry) == "2"
+    assert [v.version for v in registry.versions()] == ["1", "2"]
+    assert [v.version for v in registry.page(0, 1)] == ["2"] and registry.count() == 2
+    assert registry.active_version() is None  # committing never activates
+
+
+def test_get_rejects_unknown_and_malformed_versions(registry: Registry) -> None:
+    register(registry)
+    for bad in ("2", "0", "-1", "1; DROP TABLE model_versions", "../1", "", "01"):
+        with pytest.raises(NotFound):
+            registry.get(bad)
+    with pytest.raises(NotFound):
+        registry.activate("9")
+
+
+def test_activate_retires_the_previous_one_and_notifies(
+    registry: Registry, engine: Engine, notices: list[str]
+) -> None:
+    first, second = register(registry), register(registry, "als", 0.2)
+    assert registry.activate(first, actor="test").status == "active"
+    assert registry.active_version() == first
+    activated = registry.activate(second, actor="test")
+    assert activated.status == "active" and activated.info["activated_at"]
+    assert registry.active_version() == second
+    assert registry.get(first).status == "retired"
+    assert registry.activate(second).version == second  # already active: nothing changes
+    assert notices == [first, second]
+    assert activations(engine) == [
+        (1, None, "activate", "test"),
+        (2, 1, "activate", "test"),
+    ]
+    assert [v.version for v in registry.serving_candidates()] == [second, first]
+
+
+def test_the_database_refuses_a_second_active_version(registry: Registry, engine: Engine) -> None:
+    first, second = register(registry), register(registry)
+    registry.activate(first)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            update(ModelVersionRow)
+            .where(ModelVersionRow.version == int(second))
+            .values(status="active")
+        )
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            update(ModelVersionRow)
+            .where(ModelVersionRow.version == int(second))
+            .values(status="bogus")
+        )
+    assert registry.active_version() == first
+    with engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(*) FROM model_versions WHERE status = 'active'")
+        ).scalar_one()
+    assert count == 1
+
+
+def test_rollback_walks_back_through_what_was_active(
+    registry: Registry, engine: Engine, notices: list[str]
+) -> None:
+    with pytest.raises(Conflict, match="nothing to roll back"):
+        registry.rollback()
+    one, two, three = register(registry), register(registry), register(registry)
+    registry.activate(one)
+    with pytest.raises(Conflict, match="nothing to roll back to"):
+        registry.rollback()
+    registry.activate(two)
+    registry.activate(three)
+    assert registry.rollback(actor="ops").version == two
+    assert registry.get(three).status == "retired"
+    assert registry.rollback().version == one
+    with pytest.raises(Conflict, match="nothing to roll back to"):
+        registry.rollback()
+    registry.activate(three)  # forward again: rollback returns to the one before it
+    assert registry.rollback().version == one
+    assert notices == [one, two, three, two, one, three, one]
+    assert activations(engine)[3] == (2, 3, "rollback", "ops")
+
+
+def test_rollback_skips_refused_versions(registry: Registry) -> None:
+    one, two, three = register(registry), register(registry), register(registry)
+    for version in (one, two, three):
+        registry.activate(version)
+    registry.refuse(two, "bad artifact")
+    assert registry.rollback().version == one
+
+
+def test_verify_catches_a_flipped_byte_and_a_missing_file(registry: Registry) -> None:
+    version = registry.commit(stage(registry), info())
+    registry.verify(version.version)
+    target = version.path / "model" / "scores.npy"
+    data = bytearray(target.read_bytes())
+    data[0] ^= 0x01
+    target.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="fails its sha256"):
+        registry.verify(version.version)
+    data[0] ^= 0x01
+    target.write_bytes(bytes(data))
+    registry.verify(version.version)
+    (version.path / "popular" / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match="missing"):
+        registry.verify(version.version)
+
+
+def test_refuse_falls_back_to_the_newest_good_version(
+    registry: Registry, engine: Engine, notices: list[str]
+) -> None:
+    one, two, three = register(registry), register(registry), register(registry)
+    for version in (one, two, three):
+        registry.activate(version)
+    (registry.root / two / "model" / "scores.npy").write_bytes(b"corrupt")
+    fallback = registry.refuse(three, "model/scores.npy fails its sha256 checksum")
+    assert fallback is not None and fallback.version == one  # two does not verify either
+    assert registry.active_version() == one
+    refused = registry.get(three)
+    assert refused.status == "refused" and "sha256" in (refused.info["status_reason"] or "")
+    assert registry.get(two).status == "refused"
+    assert activations(engine)[-1] == (1, 3, "refuse-fallback", "registry")
+    assert notices[-1] == one
+    assert [v.version for v in registry.serving_candidates()] == [one]
+    # refusing something that is not active changes only its status
+    four = register(registry)
+    assert registry.refuse(four, "not wanted") is None
+    assert registry.active_version() == one
+    # refusing the last good one leaves nothing active
+    assert registry.refuse(one, "gone") is None
+    assert registry.active_version() is None
+
+
+def test_activate_verifies_and_refuses_corrupt_versions(registry: Registry) -> None:
+    good, bad = register(registry), register(registry)
+    registry.activate(good)
+    (registry.root / bad / "trending" / "scores.npy").unlink()
+    with pytest.raises(Conflict, match="fail verification"):
+        registry.activate(bad)
+    assert registry.get(bad).status == "refused"
+    assert registry.active_version() == good
+    # a refused version activates again only once its artifacts verify
+    with pytest.raises(Conflict, match="fail verification"):
+        registry.activate(bad)
+    (registry.root / bad / "trending" / "scores.npy").write_bytes(b"numberstrending")
+    assert registry.activate(bad).status == "active"
+    assert registry.get(bad).info["status_reason"] == "verified again"
+
+
+def test_a_failed_commit_registers_nothing(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.orm import Session
+
+    staging = stage(registry)
+
+    def broken_commit(self: Session) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Session, "commit", broken_commit)
+    with pytest.raises(RuntimeError):
+        registry.commit(staging, info())
+    monkeypatch.undo()
+    assert registry.versions() == []
+    assert staging.is_dir() and not (registry.root / "1").exists()  # renamed back
+    registry.discard(staging)
+    assert not staging.exists()
+
+
+KILLED_TRAINER = """
+import os, signal, sys
+from pathlib import Path
+from bookrec.db.engine import make_engine
+from bookrec.training.registry import Registry
+import bookrec.training.registry as module
+
+registry = Registry(make_engine(sys.argv[1]), Path(sys.argv[2]))
+staging = registry.staging()
+(staging / "model").mkdir()
+(staging / "model" / "a.npy").write_bytes(b"half")
+if sys.argv[3] == "before-commit":
+    os.kill(os.getpid(), signal.SIGKILL)
+real_rename = os.rename
+def rename_then_die(source, target):
+    real_rename(source, target)
+    os.kill(os.getpid(), signal.SIGKILL)
+module.os.rename = rename_then_die
+registry.commit(staging, {"algo": "popularity"})
+"""
+
+
+@pytest.mark.parametrize("moment", ["before-commit", "after-rename"])
+def test_a_trainer_killed_while_registering_leaves_nothing_registered(
+    registry: Registry, database_url: str, moment: str
+) -> None:
+    script = textwrap.dedent(KILLED_TRAINER)
+    process = subprocess.run(
+        [sys.executable, "-c", script, database_url, str(registry.root), moment],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert process.returncode == -9, process.stderr
+    assert registry.versions() == [] and registry.active_version() is None
+    leftovers = list(registry.root.iterdir())
+    assert len(leftovers) == 1
+    # the next trainer's commit never reuses the leftover; a sweep removes it once stale
+    assert register(registry) == ("1" if moment == "before-commit" else "2")
+    past = time.time() - 2 * 3600
+    os.utime(leftovers[0], (past, past))
+    assert registry.sweep() == leftovers
+    assert [p.name for p in registry.root.iterdir()] == [registry.versions()[0].version]
+
+
+def test_commit_sweeps_stale_staging_directories(registry: Registry) -> None:
+    stale, fresh = stage(registry), stage(registry)
+    past = time.time() - 2 * 3600
+    os.utime(stale, (past, past))
+    register(registry)
+    assert not stale.exists() and fresh.exists()
+
+
+def test_staging_paths_outside_the_root_are_refused(registry: Registry, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    with pytest.raises(ValueError, match="not a staging directory"):
+        registry.commit(outside, info())
+    with pytest.raises(ValueError, match="not a staging directory"):
+        registry.discard(outside)
+    assert outside.is_dir()
+
+
+def test_a_failing_notifier_never_fails_an_activation(engine: Engine, tmp_path: Path) -> None:
+    def broken(_version: str) -> None:
+        raise ConnectionError("redis is down")
+
+    registry = Registry(engine, tmp_path / "models", broken)
+    version = register(registry)
+    assert registry.activate(version).status == "active"
+
+
+def test_redis_notifier_publishes_the_active_version(
+    engine: Engine, tmp_path: Path, redis_server: redis.Redis, redis_prefix: str
+) -> None:
+    from tests.fixtures.redis import REDIS_URL
+
+    assert redis_notifier(Settings(REDIS_URL=None)) is None
+    settings = Settings(REDIS_URL=REDIS_URL, BOOKREC_REDIS_PREFIX=redis_prefix)
+    subscriber = redis_server.pubsub(ignore_subscribe_messages=True)
+    subscriber.subscribe(f"{redis_prefix}models")
+    registry = Registry(engine, tmp_path / "models", redis_notifier(settings))
+    version = register(registry)
+    registry.activate(version)
+    deadline = time.monotonic() + 5
+    message = None
+    while message is None and time.monotonic() < deadline:
+        message = subscriber.get_message(timeout=0.5)
+    subscriber.close()
+    assert message is not None and message["data"] == version.encode()
