@@ -9,6 +9,7 @@ from bookrec.cli.evaluate import evaluate, tune
 from bookrec.cli.recommend import recommend
 from bookrec.cli.serve import serve
 from bookrec.cli.train import train
+from bookrec.cli.worker import scheduler, worker
 
 app = typer.Typer(
     name="bookrec",
@@ -25,6 +26,8 @@ app.command()(recommend)
 app.command()(serve)
 app.command()(evaluate)
 app.command()(tune)
+app.command()(worker)
+app.command()(scheduler)
 
 if __name__ == "__main__":
     app()

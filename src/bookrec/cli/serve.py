@@ -1,10 +1,39 @@
-"""`bookrec serve`: the HTTP API with uvicorn (uvloop + httptools)."""
+"""`bookrec serve`: the HTTP API with uvicorn (uvloop + httptools).
+
+In embedded mode (no REDIS_URL) it also starts `bookrec worker --embedded` as a process of
+its own (BOOKREC_EMBEDDED_WORKER=false turns that off), so training jobs run and a crash in
+training never takes the API down; the worker is stopped when serve exits.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import typer
 
-from bookrec.cli.common import settings
+from bookrec.cli.common import console, settings
+
+#: How long the embedded worker gets to stop (and interrupt a running job) before it is killed.
+WORKER_STOP_SECONDS = 15
+
+
+def start_embedded_worker() -> subprocess.Popen[bytes]:
+    """`bookrec worker --embedded` as a child that also exits if this process dies."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookrec.cli.main", "worker", "--embedded", "--exit-with-parent"]
+    )
+
+
+def stop_embedded_worker(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(WORKER_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def serve(
@@ -14,20 +43,28 @@ def serve(
         None, min=1, max=64, help="Worker processes (default BOOKREC_WORKERS or 1)"
     ),
 ) -> None:
-    """Serve the API and its docs (/docs)."""
+    """Serve the API and its docs (/docs); in embedded mode, run training jobs too."""
     import uvicorn
 
     config = settings()
-    uvicorn.run(
-        "bookrec.api.app:create_app",
-        factory=True,
-        host=host or config.host,
-        port=port or config.port,
-        workers=workers or config.workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
+    job_worker = None
+    if config.redis_url is None and config.embedded_worker:
+        job_worker = start_embedded_worker()
+        console.print(f"embedded training worker started (pid {job_worker.pid})", highlight=False)
+    try:
+        uvicorn.run(
+            "bookrec.api.app:create_app",
+            factory=True,
+            host=host or config.host,
+            port=port or config.port,
+            workers=workers or config.workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if job_worker is not None:
+            stop_embedded_worker(job_worker)

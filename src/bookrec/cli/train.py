@@ -101,9 +101,10 @@ def train(
     activates it regardless). Hyper-parameters go as `--param key=value` or directly as
     options the model takes, e.g. `bookrec train --algo als --factors 64 --iterations 15`.
     """
+    from bookrec.jobs.runner import run_inline
+    from bookrec.jobs.schemas import TrainRequest
+    from bookrec.jobs.service import local_user
     from bookrec.training.registry import Registry
-    from bookrec.training.service import train as train_model
-    from bookrec.training.tuned import TunedParams
 
     config = settings()
     db = engine(config)
@@ -115,16 +116,15 @@ def train(
         return
     params = parse_params([*param, *extra_params(context.args)])
     with stage_progress() as progress:
-        result = train_model(
+        # recorded as a job run here (trigger cli): a killed command is later marked failed
+        result = run_inline(
             db,
-            registry,
-            algo,
-            params,
-            force=force,
-            activate=activate,
-            progress=progress,
-            tuned=TunedParams(config.var_dir / "tuning"),
-            settings=config,
+            config,
+            TrainRequest(algo=algo, params=params, force=force, activate=activate),
+            trigger="cli",
+            requested_by=local_user(),
+            echo=progress,
+            registry=registry,
         )
     version = result.version
     if as_json:

@@ -89,11 +89,17 @@ def _registry(engine: Engine, settings: Settings) -> Registry:
 
 
 def execute(
-    engine: Engine, settings: Settings, job_id: int, *, echo: Progress | None = None
+    engine: Engine,
+    settings: Settings,
+    job_id: int,
+    *,
+    echo: Progress | None = None,
+    registry: Registry | None = None,
 ) -> TrainResult:
     """Train what a claimed (running) job asks for and record the outcome on the job.
 
     Re-raises whatever training raised, after the job is marked failed with its text.
+    `echo` also receives the progress (a CLI's bar).
     """
     from bookrec.training.service import train
     from bookrec.training.tuned import TunedParams
@@ -112,7 +118,7 @@ def execute(
     try:
         outcome = train(
             engine,
-            _registry(engine, settings),
+            registry or _registry(engine, settings),
             request.algo,
             request.params,
             force=request.force,
@@ -153,7 +159,8 @@ def run_inline(
     trigger: str,
     requested_by: str | None,
     echo: Progress | None = None,
-) -> tuple[int, TrainResult]:
+    registry: Registry | None = None,
+) -> TrainResult:
     """Record a job and run it in this process (`bookrec train`): a job like any other, so a
     killed CLI is later marked failed by the reaper."""
     with transaction(make_session_factory(engine)) as session:
@@ -164,4 +171,4 @@ def run_inline(
             requested_by=requested_by,
             claimed_by=service.worker_name(),
         ).job_id
-    return job_id, execute(engine, settings, job_id, echo=echo)
+    return execute(engine, settings, job_id, echo=echo, registry=registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 from datetime import timedelta
@@ -29,6 +30,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def local_user() -> str:
+    """Who runs a command on this machine (`cli:user@host`), as a job records who asked."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container with an anonymous uid)
+        user = str(os.getuid())
+    return f"cli:{user}@{socket.gethostname()}"
+
+
 def check_request(request: TrainRequest) -> TrainRequest:
     """Refuse an unknown algorithm or parameters it does not take, before anything is queued."""
     from bookrec.recsys import registry as algorithms
@@ -36,13 +46,14 @@ def check_request(request: TrainRequest) -> TrainRequest:
     algo = request.algo or algorithms.DEFAULT_ALGO
     if algo not in algorithms.ALGORITHMS:
         raise InvalidInput(
-            f"unknown algorithm {algo!r}; choose from {', '.join(algorithms.ALGORITHMS)}",
+            f"bad training request: unknown algorithm {algo!r}; "
+            f"choose from {', '.join(algorithms.ALGORITHMS)}",
             field="algo",
         )
     try:
         algorithms.build(algo, request.params)
     except (ValueError, TypeError, ValidationError) as exc:
-        raise InvalidInput(f"bad parameters for {algo}: {exc}", field="params") from None
+        raise InvalidInput(f"bad training request: {exc}", field="params") from None
     return request
 
 

@@ -1,0 +1,77 @@
+"""`bookrec worker` and `bookrec scheduler`: where training jobs run and retraining is fired.
+
+Without REDIS_URL (embedded mode) the worker polls the database and also fires the schedule;
+with REDIS_URL it is a Celery worker, and `bookrec scheduler` is Celery beat.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import typer
+
+from bookrec.cli.common import fail, settings
+
+
+def worker(
+    embedded: bool = typer.Option(
+        False, "--embedded", help="Poll the database for jobs even if REDIS_URL is set"
+    ),
+    concurrency: int = typer.Option(
+        1, min=1, max=64, help="Training jobs at once (Celery mode; embedded runs one)"
+    ),
+    exit_with_parent: bool = typer.Option(
+        False, "--exit-with-parent", hidden=True, help="Stop when the starting process is gone"
+    ),
+) -> None:
+    """Run training jobs: the embedded worker, or a Celery worker when REDIS_URL is set."""
+    from bookrec.observability.logging import configure_logging
+
+    config = settings()
+    configure_logging(config.log_level, config.log_format)
+    if embedded or config.redis_url is None:
+        from bookrec.jobs.embedded import run_embedded_worker
+
+        run_embedded_worker(config, exit_with_parent=exit_with_parent)
+        return
+    from bookrec.db.engine import make_engine
+    from bookrec.jobs.service import reap
+    from bookrec.jobs.tasks import QUEUE, make_celery
+
+    engine = make_engine(config.sqlalchemy_url, hide_parameters=True)
+    try:
+        reap(engine, config.job_lease_seconds)
+    finally:
+        engine.dispose()
+    make_celery(config).worker_main(
+        [
+            "worker",
+            f"--loglevel={config.log_level}",
+            f"--concurrency={concurrency}",
+            f"--queues={QUEUE}",
+            f"--hostname=bookrec-{os.getpid()}@{socket.gethostname()}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def scheduler() -> None:
+    """Run Celery beat: the scheduled retrain (BOOKREC_TRAIN_SCHEDULE) and lost-job sweeps."""
+    from bookrec.observability.logging import configure_logging
+
+    config = settings()
+    configure_logging(config.log_level, config.log_format)
+    if config.redis_url is None:
+        fail(
+            "REDIS_URL is not set: in embedded mode `bookrec worker` (started by "
+            "`bookrec serve`) runs the schedule"
+        )
+    from bookrec.jobs.tasks import make_celery
+
+    try:
+        app = make_celery(config)
+    except ValueError as exc:
+        fail(str(exc))
+    app.start(["beat", f"--loglevel={config.log_level}"])
