@@ -59,6 +59,25 @@ class Settings(BaseSettings):
     )
     argon2_parallelism: int = Field(4, ge=1, le=64, validation_alias="BOOKREC_ARGON2_PARALLELISM")
     redis_prefix: str = Field("bookrec:", validation_alias="BOOKREC_REDIS_PREFIX")
+    # Serving (issue 7): each worker checks the active model version this often (activations
+    # announced on Redis arrive at once) and caches finished lists in a TTL LRU (+ Redis).
+    model_poll_seconds: float = Field(
+        1.0, gt=0, le=60, validation_alias="BOOKREC_MODEL_POLL_SECONDS"
+    )
+    cache_size: int = Field(
+        20_000,
+        ge=0,
+        le=10_000_000,
+        validation_alias="BOOKREC_CACHE_SIZE",
+        description="lists kept per worker (0 disables the in-process cache)",
+    )
+    cache_ttl_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        validation_alias="BOOKREC_CACHE_TTL_SECONDS",
+        description="how long a cached list lives (0 disables caching)",
+    )
     # Evaluation gate (issue 8): a candidate is promoted only if its GATE_METRIC on a held-out
     # split of up to GATE_READERS readers is at least the active model's × (1 - TOLERANCE).
     gate_readers: int = Field(2000, ge=10, le=1_000_000, validation_alias="BOOKREC_GATE_READERS")

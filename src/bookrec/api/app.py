@@ -13,14 +13,14 @@ from bookrec.accounts.service import Authenticator
 from bookrec.api import exception_handlers
 from bookrec.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bookrec.api.ratelimit import RateLimiter, general_limit
-from bookrec.api.routers import admin, auth, books, health, privacy, recommendations
+from bookrec.api.routers import activity, admin, auth, books, health, privacy, recommendations
 from bookrec.api.routers.jobs_admin import router as jobs_admin_router
+from bookrec.api.routers.models_admin import router as models_admin_router
 from bookrec.api.state import AppState
 from bookrec.config import Settings, load_settings
 from bookrec.db.engine import make_engine, make_session_factory
 from bookrec.observability.logging import configure_logging
-from bookrec.serving.engine import ModelStore
-from bookrec.training.registry import Registry
+from bookrec.serving.engine import ServingEngine
 
 API_PREFIX = "/api/v1"
 
@@ -32,19 +32,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.sqlalchemy_url)
-        models = ModelStore(Registry(settings.models_dir))
-        models.refresh()
+        serving = ServingEngine.of(settings, engine)
+        serving.start()
         app.state.bookrec = AppState(
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
-            models=models,
+            serving=serving,
             auth=Authenticator.of(settings),
             rate_limiter=RateLimiter.of(settings),
         )
         try:
             yield
         finally:
+            serving.stop()
             app.state.bookrec.rate_limiter.close()
             engine.dispose()
 
@@ -77,9 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         auth.router,
         privacy.router,
+        activity.router,
         books.router,
         recommendations.router,
         admin.router,
+        models_admin_router,
         jobs_admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

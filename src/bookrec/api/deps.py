@@ -16,7 +16,7 @@ from bookrec.api.schemas import MAX_K, MAX_PAGE_SIZE
 from bookrec.api.state import AppState
 from bookrec.config import Settings
 from bookrec.errors import BookrecError, Forbidden, ModelUnavailable, Unauthorized
-from bookrec.serving.engine import LoadedModel
+from bookrec.serving.engine import LoadedModel, ServingEngine
 
 
 def get_state(request: Request) -> AppState:
@@ -54,8 +54,12 @@ def get_session(state: StateDep) -> Iterator[Session]:
             session.commit()
 
 
+def get_serving(state: StateDep) -> ServingEngine:
+    return state.serving
+
+
 def get_model(state: StateDep) -> LoadedModel:
-    loaded = state.models.current()
+    loaded = state.serving.current()
     if loaded is None:
         raise ModelUnavailable(
             "no trained model is active yet: run `bookrec train` (or POST /api/v1/admin/train)"
@@ -66,6 +70,7 @@ def get_model(state: StateDep) -> LoadedModel:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+ServingDep = Annotated[ServingEngine, Depends(get_serving)]
 
 
 def get_authenticator(state: StateDep) -> accounts.Authenticator:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bookrec.accounts.service import Authenticator
 from bookrec.api.ratelimit import RateLimiter
 from bookrec.config import Settings
-from bookrec.serving.engine import ModelStore
+from bookrec.serving.engine import ServingEngine
 
 
 @dataclass
@@ -18,6 +18,6 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    models: ModelStore
+    serving: ServingEngine
     auth: Authenticator
     rate_limiter: RateLimiter

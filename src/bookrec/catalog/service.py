@@ -49,6 +49,10 @@ def search_books(
     return list(books), int(total)
 
 
+def book_exists(session: Session, book_id: int) -> bool:
+    return session.get(Book, book_id) is not None
+
+
 def get_book(session: Session, book_id: int) -> tuple[Book, list[str]]:
     book = session.scalars(
         select(Book)

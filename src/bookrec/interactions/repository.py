@@ -1,15 +1,37 @@
-"""SQL of reader activity: histories and id lookups."""
+"""SQL of reader activity: histories, id lookups, and one reader's ratings, shelf and events."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVarTuple
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 
 from bookrec.accounts.models import Reader
-from bookrec.interactions.models import Rating, ShelfItem
+from bookrec.catalog.models import Book
+from bookrec.db.base import table_of
+from bookrec.db.upsert import upsert
+from bookrec.interactions.models import Event, Rating, ShelfItem
 from bookrec.recsys.data import ReaderHistory
+
+ratings_table = table_of(Rating)
+shelf_table = table_of(ShelfItem)
+events_table = table_of(Event)
+
+Columns = TypeVarTuple("Columns")
 
 
 def reader_ids_by_external(connection: Connection, external_ids: Sequence[int]) -> dict[int, int]:
@@ -53,3 +75,171 @@ def all_shelves(connection: Connection) -> tuple[np.ndarray, np.ndarray]:
     ).all()
     array = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
     return array[:, 0], array[:, 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# one reader's activity, as the API writes and pages through it
+
+
+def insert_rating(
+    connection: Connection, reader_id: int, book_id: int, rating: int, rated_at: int
+) -> bool:
+    """Add a rating unless the reader already rated the book; True when it was added.
+
+    `ON CONFLICT DO NOTHING`: a concurrent identical insert waits and then does nothing,
+    instead of failing on the primary key.
+    """
+    row = {"reader_id": reader_id, "book_id": book_id, "rating": rating, "rated_at": rated_at}
+    return upsert(connection, ratings_table, [row], keys=["reader_id", "book_id"], update=[]) == 1
+
+
+def update_rating(
+    connection: Connection, reader_id: int, book_id: int, rating: int, rated_at: int
+) -> bool:
+    """Change an existing rating; False when the reader has not rated the book."""
+    result = connection.execute(
+        update(ratings_table)
+        .where(ratings_table.c.reader_id == reader_id, ratings_table.c.book_id == book_id)
+        .values(rating=rating, rated_at=rated_at)
+    )
+    return result.rowcount > 0
+
+
+def delete_rating(connection: Connection, reader_id: int, book_id: int) -> None:
+    connection.execute(
+        delete(ratings_table).where(
+            ratings_table.c.reader_id == reader_id, ratings_table.c.book_id == book_id
+        )
+    )
+
+
+def ratings_page(
+    connection: Connection, reader_id: int, offset: int, limit: int
+) -> tuple[Sequence[Row[int, str, str, int, int | None]], int]:
+    """A page of the reader's ratings with book title and authors, newest first; and the total."""
+    query = (
+        select(Rating.book_id, Book.title, Book.authors, Rating.rating, Rating.rated_at)
+        .join(Book, Book.book_id == Rating.book_id)
+        .where(Rating.reader_id == reader_id)
+    )
+    order = (Rating.rated_at.desc().nulls_last(), Rating.book_id.desc())
+    return _page(connection, query, order, offset, limit)
+
+
+def insert_shelf_item(connection: Connection, reader_id: int, book_id: int, added_at: int) -> bool:
+    """Put a book on the reader's to-read shelf unless it is there; True when it was added."""
+    row = {"reader_id": reader_id, "book_id": book_id, "added_at": added_at}
+    return upsert(connection, shelf_table, [row], keys=["reader_id", "book_id"], update=[]) == 1
+
+
+def shelf_added_at(connection: Connection, reader_id: int, book_id: int) -> int | None:
+    """When the book went on the reader's shelf (None when unknown or not there)."""
+    return connection.scalar(
+        select(ShelfItem.added_at).where(
+            ShelfItem.reader_id == reader_id, ShelfItem.book_id == book_id
+        )
+    )
+
+
+def delete_shelf_item(connection: Connection, reader_id: int, book_id: int) -> None:
+    connection.execute(
+        delete(shelf_table).where(
+            shelf_table.c.reader_id == reader_id, shelf_table.c.book_id == book_id
+        )
+    )
+
+
+def shelf_page(
+    connection: Connection, reader_id: int, offset: int, limit: int
+) -> tuple[Sequence[Row[int, str, str, int | None]], int]:
+    """A page of the reader's shelf with book title and authors, newest first; and the total."""
+    query = (
+        select(ShelfItem.book_id, Book.title, Book.authors, ShelfItem.added_at)
+        .join(Book, Book.book_id == ShelfItem.book_id)
+        .where(ShelfItem.reader_id == reader_id)
+    )
+    order = (ShelfItem.added_at.desc().nulls_last(), ShelfItem.book_id.desc())
+    return _page(connection, query, order, offset, limit)
+
+
+def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append events (reader_id, book_id, kind, occurred_at, context) in one statement."""
+    if rows:
+        connection.execute(insert(events_table), list(rows))
+
+
+def _page(
+    connection: Connection,
+    query: Select[*Columns],
+    order: Sequence[Any],
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Row[*Columns]], int]:
+    total = connection.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = connection.execute(query.order_by(*order).offset(offset).limit(limit)).all()
+    return rows, int(total)
+
+
+@dataclass(frozen=True)
+class ReaderActivity:
+    """What serving needs about one reader: their ratings and their shelf."""
+
+    reader_id: int
+    history: ReaderHistory
+    shelf: np.ndarray  # book ids, sorted
+
+
+def activity_of(
+    connection: Connection, *, reader_id: int | None = None, external_id: int | None = None
+) -> ReaderActivity | None:
+    """A reader's ratings and shelf in one round trip, by reader id or data set user id.
+
+    None when no such reader exists. Rows come sorted by book so equal activity gives equal
+    arrays (the recommendation cache fingerprints them).
+    """
+    if (reader_id is None) == (external_id is None):
+        raise ValueError("give exactly one of reader_id and external_id")
+    who = (
+        Reader.reader_id == reader_id
+        if reader_id is not None
+        else Reader.external_id == external_id
+    )
+    ratings = (
+        select(
+            Reader.reader_id,
+            literal(0).label("shelf"),
+            Rating.book_id,
+            Rating.rating,
+            Rating.rated_at.label("at"),
+        )
+        .select_from(Reader)
+        .outerjoin(Rating, Rating.reader_id == Reader.reader_id)
+        .where(who)
+    )
+    shelf = (
+        select(
+            Reader.reader_id,
+            literal(1).label("shelf"),
+            ShelfItem.book_id,
+            literal(None).label("rating"),
+            ShelfItem.added_at.label("at"),
+        )
+        .select_from(Reader)
+        .join(ShelfItem, ShelfItem.reader_id == Reader.reader_id)
+        .where(who)
+    )
+    rows: list[Any] = list(connection.execute(union_all(ratings, shelf)).all())
+    if not rows:
+        return None
+    rated = sorted((r[2], r[3], r[4]) for r in rows if r[1] == 0 and r[2] is not None)
+    shelved = np.sort(np.asarray([r[2] for r in rows if r[1] == 1], dtype=np.int64))
+    if rated:
+        books, values, times = zip(*rated, strict=True)
+        history = ReaderHistory(
+            np.asarray(books, np.int64),
+            np.asarray(values, np.float32),
+            np.asarray([-1 if t is None else t for t in times], np.int64),
+        )
+    else:
+        history = ReaderHistory.empty()
+    return ReaderActivity(int(rows[0][0]), history, shelved)

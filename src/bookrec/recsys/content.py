@@ -102,7 +102,7 @@ def _token_block(documents: Sequence[Sequence[str]]) -> sp.csr_matrix:
 def item_vectors(catalog: Catalog, config: ContentConfig) -> sp.csr_matrix:
     """The L2-normalised, weighted TF-IDF vector of every catalog book (n_items x features)."""
     # scikit-learn is needed to fit only: serving workers never import it (~100 MB, 2 s)
-    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize  # type: ignore[import-untyped]
 
     n = len(catalog.items)

@@ -1,17 +1,31 @@
-"""Turn model output into API answers: filters in, books with titles and reasons out."""
+"""Recommendation answers: filters in; books with titles, scores and reasons out, cached.
+
+Everything here works from memory (the loaded model, the book cards, the cache) plus the
+reader's activity, which the caller reads in one query. Lists are built as the response
+body (JSON bytes) so a cache hit is sent without touching a model or pydantic again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
 from bookrec.catalog import service as catalog
 from bookrec.errors import InvalidInput
-from bookrec.recsys.base import Recommendation, Recommender
+from bookrec.interactions.repository import ReaderActivity
+from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
 from bookrec.recsys.data import Filters, ReaderHistory
-from bookrec.serving.schemas import RecommendedBook
+from bookrec.serving.books import BookCards
+from bookrec.serving.cache import RecommendationCache, cache_key, fingerprint
+from bookrec.serving.engine import LoadedModel
+from bookrec.serving.schemas import RecommendationList, RecommendedBook
+
+Strategy = Literal["personal", "popular", "trending"]
+STRATEGIES: tuple[str, ...] = ("personal", "popular", "trending")
 
 
 @dataclass(frozen=True)
@@ -24,7 +38,7 @@ class FilterRequest:
     year_max: int | None = None
     exclude_authors: tuple[str, ...] = ()
 
-    def resolve(self, session: Session) -> Filters:
+    def check(self) -> None:
         if (
             self.year_min is not None
             and self.year_max is not None
@@ -33,6 +47,10 @@ class FilterRequest:
             raise InvalidInput(
                 f"year_min ({self.year_min}) is after year_max ({self.year_max})", field="year_min"
             )
+
+    def resolve(self, session: Session) -> Filters:
+        """Names to ids; a database query only when tags or authors are named."""
+        self.check()
         return Filters(
             tags=tuple(catalog.tag_ids_named(session, self.tags)) if self.tags else (),
             language=self.language,
@@ -42,28 +60,123 @@ class FilterRequest:
         )
 
 
+@dataclass(frozen=True)
+class ListRequest:
+    """What a client asked for, beyond who they are."""
+
+    strategy: Strategy = "personal"
+    k: int = 10
+    filters: FilterRequest = FilterRequest()
+    explain: bool = False
+    diversity: float = 0.0
+
+    def digest(self) -> str:
+        return hashlib.blake2b(repr(self).encode(), digest_size=8).hexdigest()
+
+
 def describe(
-    session: Session,
+    cards: BookCards,
     model: Recommender,
     recommendations: Sequence[Recommendation],
     history: ReaderHistory,
     explain: bool,
 ) -> list[RecommendedBook]:
     """Attach titles, authors and (optionally) reasons to a model's list, keeping its order."""
-    books = catalog.books_by_id(session, [r.book_id for r in recommendations])
     items = []
     for recommendation in recommendations:
-        book = books.get(recommendation.book_id)
-        if book is None:  # deleted since the model was trained
+        card = cards.get(recommendation.book_id)
+        if card is None:  # deleted since the model was trained
             continue
         items.append(
             RecommendedBook(
-                book_id=book.book_id,
-                title=book.title,
-                authors=book.authors,
+                book_id=card.book_id,
+                title=card.title,
+                authors=card.authors,
                 score=round(recommendation.score, 6),
-                image_url=book.image_url,
-                reasons=model.explain(history, book.book_id) if explain else None,
+                image_url=card.image_url,
+                reasons=model.explain(history, card.book_id) if explain else None,
             )
         )
     return items
+
+
+def model_for(loaded: LoadedModel, strategy: str) -> ScoringRecommender:
+    if strategy == "popular":
+        return loaded.popular
+    if strategy == "trending":
+        return loaded.trending
+    return loaded.model
+
+
+def build_list(
+    loaded: LoadedModel,
+    cards: BookCards,
+    request: ListRequest,
+    filters: Filters | None,
+    activity: ReaderActivity | None,
+) -> RecommendationList:
+    """Score and describe one list; the reader's rated and shelved books never appear."""
+    history = activity.history if activity is not None else ReaderHistory.empty()
+    shelf = activity.shelf if activity is not None else None
+    model = model_for(loaded, request.strategy)
+    # a little slack: books deleted since training are dropped when described
+    picks = model.recommend(
+        history, request.k + 5, exclude=shelf, filters=filters, diversity=request.diversity
+    )
+    items = describe(cards, model, picks, history, request.explain)[: request.k]
+    return RecommendationList(strategy=request.strategy, model_version=loaded.version, items=items)
+
+
+def list_body(
+    loaded: LoadedModel,
+    cards: BookCards,
+    cache: RecommendationCache,
+    request: ListRequest,
+    resolve_filters: Callable[[FilterRequest], Filters],
+    activity: ReaderActivity | None,
+) -> tuple[bytes, bool]:
+    """The JSON body of a list and whether it came from the cache."""
+    request.filters.check()
+    key = cache_key(
+        (
+            loaded.version,
+            request.strategy,
+            request.digest(),
+            activity.reader_id if activity else "-",
+            fingerprint(activity.history.book_ids, activity.history.ratings, activity.shelf)
+            if activity
+            else "-",
+        )
+    )
+    body = cache.get(key)
+    if body is not None:
+        return body, True
+    filters = None if request.filters == FilterRequest() else resolve_filters(request.filters)
+    body = build_list(loaded, cards, request, filters, activity).model_dump_json().encode()
+    cache.put(key, body)
+    return body, False
+
+
+def similar_body(
+    loaded: LoadedModel,
+    cards: BookCards,
+    cache: RecommendationCache,
+    book_id: int,
+    k: int,
+    filters: FilterRequest,
+    resolve_filters: Callable[[FilterRequest], Filters],
+) -> tuple[bytes, bool]:
+    """Books like `book_id` by the active model, as a JSON body (cached like lists)."""
+    filters.check()
+    request_digest = hashlib.blake2b(repr((k, filters)).encode(), digest_size=8).hexdigest()
+    key = cache_key((loaded.version, "similar", book_id, request_digest))
+    body = cache.get(key)
+    if body is not None:
+        return body, True
+    resolved = None if filters == FilterRequest() else resolve_filters(filters)
+    picks = loaded.model.similar(book_id, k + 5, filters=resolved)
+    items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
+    listing = RecommendationList(strategy="similar", model_version=loaded.version, items=items)
+    body = listing.model_dump_json().encode()
+    cache.put(key, body)
+    return body, False

@@ -81,7 +81,7 @@ def revoke_api_key(
 
 @router.get("/stats", summary="How many books, readers, ratings and accounts; the active model")
 def admin_stats(session: SessionDep, state: StateDep) -> Stats:
-    loaded = state.models.current()
+    loaded = state.serving.current()
     return Stats(
         **stats.counts(session),
         model_version=None if loaded is None else loaded.version,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
-from bookrec.api.deps import PageDep, SessionDep
+from bookrec.api.deps import KQuery, ModelDep, PageDep, ServingDep, SessionDep
+from bookrec.api.routers.recommendations import LIST_RESPONSES, PROBLEM, FilterDep, list_response
 from bookrec.api.schemas import Page
 from bookrec.catalog import service
 from bookrec.catalog.schemas import BookDetail, BookSummary, TagOut
+from bookrec.errors import NotFound
+from bookrec.serving.schemas import RecommendationList
+from bookrec.serving.service import similar_body
 
 router = APIRouter(tags=["books"])
 
@@ -48,6 +52,35 @@ def list_books(
 def get_book(session: SessionDep, book_id: BookId) -> BookDetail:
     book, tags = service.get_book(session, book_id)
     return BookDetail.of(book, tags)
+
+
+@router.get(
+    "/books/{book_id}/similar",
+    summary="Books like this one, by the active model",
+    response_model=RecommendationList,
+    responses={**LIST_RESPONSES, 404: {**PROBLEM, "description": "No book with this id"}},
+)
+def similar_books(
+    session: SessionDep,
+    serving: ServingDep,
+    loaded: ModelDep,
+    filters: FilterDep,
+    book_id: BookId,
+    k: KQuery = 10,
+) -> Response:
+    cards = serving.cards.cards
+    if cards.get(book_id) is None and not service.book_exists(session, book_id):
+        raise NotFound("book", book_id)
+    body, cached = similar_body(
+        loaded,
+        cards,
+        serving.cache,
+        book_id,
+        k,
+        filters,
+        lambda wanted: wanted.resolve(session),
+    )
+    return list_response(body, loaded, cached)
 
 
 @router.get("/tags", summary="Tags, most used first")

@@ -18,7 +18,10 @@ def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/health/ready", summary="Ready to serve: database reachable and a model loaded")
+@router.get(
+    "/health/ready",
+    summary="Ready to serve: database reachable and a model loaded (names the served version)",
+)
 def ready(state: StateDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     healthy = True
@@ -29,20 +32,16 @@ def ready(state: StateDep) -> JSONResponse:
     except Exception as exc:  # any failure to reach the database means not ready
         healthy = False
         checks["database"] = {"status": "error", "error": type(exc).__name__}
-    loaded = state.models.current()
-    if loaded is None:
+    model = state.serving.models.status()
+    if model["version"] is None:
         healthy = False
-        checks["model"] = {"status": "error", "error": state.models.last_error or "no active model"}
+        checks["model"] = {"status": "error", **model}
+        checks["model"].setdefault("error", "no trained model is active yet")
     else:
-        checks["model"] = {
-            "status": "ok" if state.models.last_error is None else "degraded",
-            "version": loaded.version,
-            "algo": loaded.algo,
-            **({"error": state.models.last_error} if state.models.last_error else {}),
-        }
+        checks["model"] = {"status": "degraded" if model["fallback"] else "ok", **model}
     body = {
         "status": "ready" if healthy else "not_ready",
-        "model_version": loaded.version if loaded else None,
+        "model_version": model["version"],
         "checks": checks,
     }
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -32,7 +32,7 @@ VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="The model ver
 
 def get_registry(state: StateDep) -> Registry:
     """The worker's registry (the one its model store reads), or one on the same database."""
-    registry = getattr(state.models, "registry", None)
+    registry = state.serving.models.registry
     if isinstance(registry, Registry):
         return registry
     return Registry(state.engine, state.settings.models_dir, redis_notifier(state.settings))

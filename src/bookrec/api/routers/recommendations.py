@@ -1,4 +1,9 @@
-"""Recommendation lists."""
+"""Recommendation lists: personal (for me, for a data set reader, in batches), popular, trending.
+
+Answers come from the worker's serving engine: the reader's activity is the only query on
+the way (plus tag/author name lookups when those filters are used); scoring runs in the
+thread pool (these handlers are plain functions), and finished lists are cached.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from bookrec.api import access
-from bookrec.api.deps import KQuery, ModelDep, SessionDep
+from bookrec.api.deps import KQuery, ModelDep, ServingDep, SessionDep
+from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.schemas import MAX_K, Problem
 from bookrec.errors import NotFound
 from bookrec.interactions import repository as interactions
-from bookrec.recsys.data import ReaderHistory
-from bookrec.recsys.popularity import PopularityRecommender
-from bookrec.serving.engine import LoadedModel
+from bookrec.interactions.repository import ReaderActivity
+from bookrec.serving.engine import LoadedModel, ServingEngine
 from bookrec.serving.schemas import RecommendationList, RecommendedBook
-from bookrec.serving.service import FilterRequest, describe
+from bookrec.serving.service import FilterRequest, ListRequest, Strategy, build_list, list_body
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
@@ -46,58 +51,20 @@ def filter_request(
 
 FilterDep = Annotated[FilterRequest, Depends(filter_request)]
 ExplainQuery = Annotated[bool, Query(description="Attach human-readable reasons to each book")]
-
-
-def _everyone_list(
-    strategy: str,
-    model: PopularityRecommender,
-    version: str,
-    session: Session,
-    response: Response,
-    filters: FilterRequest,
-    k: int,
-    explain: bool,
-) -> RecommendationList:
-    """A list that is the same for every reader (popular, trending), filtered."""
-    history = ReaderHistory.empty()
-    picks = model.recommend(history, k, filters=filters.resolve(session))
-    response.headers["X-Model-Version"] = version
-    return RecommendationList(
-        strategy=strategy,
-        model_version=version,
-        items=describe(session, model, picks, history, explain),
-    )
-
-
-@router.get("/popular", summary="Most liked books of all time")
-def popular(
-    session: SessionDep,
-    loaded: ModelDep,
-    response: Response,
-    filters: FilterDep,
-    k: KQuery = 10,
-    explain: ExplainQuery = False,
-) -> RecommendationList:
-    return _everyone_list(
-        "popular", loaded.popular, loaded.version, session, response, filters, k, explain
-    )
-
-
-@router.get("/trending", summary="Books liked most lately (time-decayed)")
-def trending(
-    session: SessionDep,
-    loaded: ModelDep,
-    response: Response,
-    filters: FilterDep,
-    k: KQuery = 10,
-    explain: ExplainQuery = False,
-) -> RecommendationList:
-    return _everyone_list(
-        "trending", loaded.trending, loaded.version, session, response, filters, k, explain
-    )
-
-
+DiversityQuery = Annotated[
+    float,
+    Query(
+        ge=0.0,
+        le=1.0,
+        description="0 ranks by relevance only; up to 1 trades relevance for less alike books",
+    ),
+]
 PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {"X-Model-Version": {"description": "The model version that answered"}}},
+    422: {**PROBLEM, "description": "A parameter is out of range or unknown"},
+    503: {**PROBLEM, "description": "No trained model is active yet"},
+}
 BACKEND: dict[int | str, dict[str, Any]] = {
     401: {**PROBLEM, "description": "No valid API key or bearer token"},
     403: {**PROBLEM, "description": "The key lacks the scope, or the account is not an admin"},
@@ -106,47 +73,120 @@ MAX_BATCH = 100
 DatasetUserId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
-def _personal(
+def list_response(body: bytes, loaded: LoadedModel, cached: bool) -> Response:
+    """A finished list as JSON, with the model version that made it and whether it was cached."""
+    return Response(
+        content=body,
+        media_type="application/json",
+        headers={"X-Model-Version": loaded.version, "X-Cache": "hit" if cached else "miss"},
+    )
+
+
+def _answer(
     session: Session,
+    serving: ServingEngine,
     loaded: LoadedModel,
-    reader_id: int,
-    k: int,
-    filters: FilterRequest | None = None,
-    explain: bool = False,
-) -> list[RecommendedBook]:
-    """The active model's list for one reader, from their live ratings; their shelf is left out."""
-    connection = session.connection()
-    history = interactions.history_of(connection, reader_id)
-    shelf = interactions.shelf_of(connection, reader_id)
-    resolved = None if filters is None else filters.resolve(session)
-    picks = loaded.model.recommend(history, k, exclude=shelf, filters=resolved)
-    return describe(session, loaded.model, picks, history, explain)
+    request: ListRequest,
+    activity: ReaderActivity | None,
+) -> Response:
+    body, cached = list_body(
+        loaded,
+        serving.cards.cards,
+        serving.cache,
+        request,
+        lambda filters: filters.resolve(session),
+        activity,
+    )
+    return list_response(body, loaded, cached)
+
+
+@router.get(
+    "/popular",
+    summary="Most liked books of all time",
+    response_model=RecommendationList,
+    responses=LIST_RESPONSES,
+)
+def popular(
+    session: SessionDep,
+    serving: ServingDep,
+    loaded: ModelDep,
+    filters: FilterDep,
+    k: KQuery = 10,
+    explain: ExplainQuery = False,
+) -> Response:
+    request = ListRequest("popular", k, filters, explain)
+    return _answer(session, serving, loaded, request, None)
+
+
+@router.get(
+    "/trending",
+    summary="Books liked most lately (time-decayed)",
+    response_model=RecommendationList,
+    responses=LIST_RESPONSES,
+)
+def trending(
+    session: SessionDep,
+    serving: ServingDep,
+    loaded: ModelDep,
+    filters: FilterDep,
+    k: KQuery = 10,
+    explain: ExplainQuery = False,
+) -> Response:
+    request = ListRequest("trending", k, filters, explain)
+    return _answer(session, serving, loaded, request, None)
+
+
+@router.get(
+    "/me",
+    summary="Your personal recommendations, from everything you rated and shelved until now",
+    response_model=RecommendationList,
+    responses={**LIST_RESPONSES, **UNAUTHORIZED},
+)
+def for_me(
+    user: access.Reader,
+    session: SessionDep,
+    serving: ServingDep,
+    loaded: ModelDep,
+    filters: FilterDep,
+    k: KQuery = 10,
+    strategy: Annotated[
+        Strategy,
+        Query(description="personal (the active model), popular or trending"),
+    ] = "personal",
+    explain: ExplainQuery = False,
+    diversity: DiversityQuery = 0.0,
+) -> Response:
+    activity = interactions.activity_of(session.connection(), reader_id=user.reader_id)
+    request = ListRequest(strategy, k, filters, explain, diversity)
+    return _answer(session, serving, loaded, request, activity)
 
 
 @router.get(
     "/users/{user_id}",
     summary="Recommendations for a data set reader (an app backend's API key, or an admin)",
-    responses={**BACKEND, 404: {**PROBLEM, "description": "No reader with this user id"}},
+    response_model=RecommendationList,
+    responses={
+        **LIST_RESPONSES,
+        **BACKEND,
+        404: {**PROBLEM, "description": "No reader with this user id"},
+    },
 )
 def for_user(
     principal: access.Backend,
     session: SessionDep,
+    serving: ServingDep,
     loaded: ModelDep,
-    response: Response,
     filters: FilterDep,
     user_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The data set's user id")],
     k: KQuery = 10,
     explain: ExplainQuery = False,
-) -> RecommendationList:
-    reader_id = interactions.reader_ids_by_external(session.connection(), [user_id]).get(user_id)
-    if reader_id is None:
+    diversity: DiversityQuery = 0.0,
+) -> Response:
+    activity = interactions.activity_of(session.connection(), external_id=user_id)
+    if activity is None:
         raise NotFound("user", user_id)
-    response.headers["X-Model-Version"] = loaded.version
-    return RecommendationList(
-        strategy="personal",
-        model_version=loaded.version,
-        items=_personal(session, loaded, reader_id, k, filters, explain),
-    )
+    request = ListRequest("personal", k, filters, explain, diversity)
+    return _answer(session, serving, loaded, request, activity)
 
 
 class BatchRequest(BaseModel):
@@ -176,22 +216,26 @@ class BatchRecommendations(BaseModel):
 def batch(
     principal: access.Backend,
     session: SessionDep,
+    serving: ServingDep,
     loaded: ModelDep,
     response: Response,
     body: BatchRequest,
 ) -> BatchRecommendations:
     user_ids = list(dict.fromkeys(body.user_ids))
-    readers = interactions.reader_ids_by_external(session.connection(), user_ids)
+    connection = session.connection()
+    request = ListRequest("personal", body.k)
+    results, unknown = [], []
+    for user_id in user_ids:
+        activity = interactions.activity_of(connection, external_id=user_id)
+        if activity is None:
+            unknown.append(user_id)
+            continue
+        listing = build_list(loaded, serving.cards.cards, request, None, activity)
+        results.append(UserRecommendations(user_id=user_id, items=listing.items))
     response.headers["X-Model-Version"] = loaded.version
     return BatchRecommendations(
         strategy="personal",
         model_version=loaded.version,
-        results=[
-            UserRecommendations(
-                user_id=user_id, items=_personal(session, loaded, readers[user_id], body.k)
-            )
-            for user_id in user_ids
-            if user_id in readers
-        ],
-        unknown_user_ids=[user_id for user_id in user_ids if user_id not in readers],
+        results=results,
+        unknown_user_ids=unknown,
     )
