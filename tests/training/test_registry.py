@@ -5,10 +5,12 @@ Artifacts here are a few small files: the registry only moves, hashes and verifi
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -347,3 +349,30 @@ def test_redis_notifier_publishes_the_active_version(
         message = subscriber.get_message(timeout=0.5)
     subscriber.close()
     assert message is not None and message["data"] == version.encode()
+
+
+def test_concurrent_activations_keep_one_active_and_a_consistent_log(
+    registry: Registry, engine: Engine
+) -> None:
+
+    versions = [register(registry) for _ in range(4)]
+    conflicts: list[Conflict] = []
+
+    def flip(version: str) -> None:
+        for _ in range(5):
+            try:
+                registry.activate(version)
+            except Conflict as exc:  # gave up after its retries: allowed, never half-done
+                conflicts.append(exc)
+
+    threads = [threading.Thread(target=flip, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(conflicts) < 5
+    assert [v.status for v in registry.versions()].count("active") == 1
+    log = activations(engine)
+    assert log[-1][0] == int(registry.active_version() or 0)
+    for before, after in itertools.pairwise(log):
+        assert after[1] == before[0], log  # each switch saw the one before it
