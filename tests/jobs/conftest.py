@@ -52,16 +52,17 @@ def loaded(imported: Engine, settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def client(loaded: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(loaded)) as test_client:
+def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    """The app on the test database (tests that train ask for `loaded` too)."""
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def admin_headers(client: TestClient, engine: Engine, loaded: Settings) -> dict[str, str]:
+def admin_headers(client: TestClient, engine: Engine, settings: Settings) -> dict[str, str]:
     with Session(engine) as session, session.begin():
         accounts.register(
-            session, accounts.Authenticator.of(loaded), ADMIN_EMAIL, PASSWORD, role="admin"
+            session, accounts.Authenticator.of(settings), ADMIN_EMAIL, PASSWORD, role="admin"
         )
     response = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
     assert response.status_code == 200, response.text

@@ -27,7 +27,7 @@ def assert_problem(response: Any, status: int) -> None:
 
 
 def test_post_train_queues_a_job_the_embedded_worker_runs(
-    client: TestClient, admin_headers: dict[str, str], engine: Engine, loaded: Settings
+    loaded: Settings, client: TestClient, admin_headers: dict[str, str], engine: Engine
 ) -> None:
     registry = Registry(engine, loaded.models_dir)
     before = registry.active_version()

@@ -86,7 +86,7 @@ def make_celery(settings: Settings) -> Celery:
         beat_scheduler="celery.beat:Scheduler",
     )
 
-    @app.task(name=TRAIN_TASK)
+    @app.task(name=TRAIN_TASK, shared=False)
     def train_job(job_id: int) -> None:
         """Claim the job and run it; a job already claimed or finished is left alone."""
         engine = make_engine(settings.sqlalchemy_url, hide_parameters=True)
@@ -101,7 +101,7 @@ def make_celery(settings: Settings) -> Celery:
         finally:
             engine.dispose()
 
-    @app.task(name=SCHEDULED_TRAIN_TASK)
+    @app.task(name=SCHEDULED_TRAIN_TASK, shared=False)
     def scheduled_train() -> None:
         """Queue and send a scheduled retrain, unless no new data arrived."""
         engine = make_engine(settings.sqlalchemy_url, hide_parameters=True)
@@ -113,7 +113,7 @@ def make_celery(settings: Settings) -> Celery:
         if job_id is not None:
             train_job.apply_async(args=(job_id,))
 
-    @app.task(name=REAP_TASK)
+    @app.task(name=REAP_TASK, shared=False)
     def reap_jobs() -> None:
         """Mark failed the running jobs whose worker stopped beating."""
         engine = make_engine(settings.sqlalchemy_url, hide_parameters=True)

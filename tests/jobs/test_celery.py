@@ -1,0 +1,80 @@
+"""Production mode end to end: a real Celery worker (a `bookrec worker` subprocess on the
+local Redis, under a key prefix of its own) runs a job posted through POST /admin/train."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from bookrec.accounts import service as accounts
+from bookrec.api.app import create_app
+from bookrec.config import Settings
+from bookrec.interactions.importer import import_directory
+from bookrec.training.registry import Registry
+from bookrec.training.service import train
+from tests.fixtures.redis import REDIS_URL
+from tests.jobs.conftest import ADMIN_EMAIL, PASSWORD, job_settings
+from tests.jobs.processes import start, stop, wait_for
+
+
+@pytest.fixture
+def production(
+    database_url: str, redis_prefix: str, tmp_path: Path, engine: Engine, small_dataset: Path
+) -> Settings:
+    """Settings of production mode on the test database and Redis, with data and a model."""
+    settings = job_settings(
+        database_url,
+        tmp_path / "var",
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+    )
+    import_directory(engine, small_dataset)
+    train(engine, Registry(engine, settings.models_dir), "popularity", settings=settings)
+    return settings
+
+
+@pytest.fixture
+def celery_worker(production: Settings, tmp_path: Path) -> Iterator[Path]:
+    """`bookrec worker` (Celery) running until the test ends; yields its log file."""
+    log = tmp_path / "celery-worker.log"
+    worker = start(production, "worker", log=log)
+    try:
+        wait_for("the Celery worker to be ready", lambda: b" ready." in log.read_bytes(), 60, log)
+        yield log
+    finally:
+        stop(worker)
+
+
+def test_a_job_posted_to_the_api_runs_on_a_celery_worker(
+    production: Settings, celery_worker: Path, engine: Engine
+) -> None:
+    with Session(engine) as session, session.begin():
+        accounts.register(
+            session, accounts.Authenticator.of(production), ADMIN_EMAIL, PASSWORD, role="admin"
+        )
+    with TestClient(create_app(production)) as client:
+        login = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        posted = client.post(
+            "/api/v1/admin/train", json={"algo": "popularity", "force": True}, headers=headers
+        )
+        assert posted.status_code == 202, posted.text
+        url = f"/api/v1/admin/jobs/{posted.json()['job_id']}"
+
+        def finished() -> dict[str, object] | None:
+            job: dict[str, object] = client.get(url, headers=headers).json()
+            return job if job["status"] in {"succeeded", "failed"} else None
+
+        job = wait_for("the Celery worker to run the job", finished, 60, celery_worker)
+
+    assert job["status"] == "succeeded", job
+    assert job["progress"] == 100.0
+    assert str(job["worker"]).rsplit(":", 1)[1].isdigit()
+    result = job["result"]
+    assert isinstance(result, dict) and result["promoted"] is True
+    assert Registry(engine, production.models_dir).active_version() == str(result["version"])
