@@ -1,0 +1,128 @@
+"""A reader's own activity: ratings, the to-read shelf, and view/click/impression events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from bookrec.api import access
+from bookrec.api.deps import PageDep, SessionDep
+from bookrec.api.routers.auth import PROBLEM, UNAUTHORIZED
+from bookrec.api.routers.books import BookId
+from bookrec.api.schemas import Page
+from bookrec.interactions import service
+from bookrec.interactions.schemas import (
+    EventBatch,
+    EventsAccepted,
+    RatingIn,
+    RatingOut,
+    ShelfItemOut,
+)
+
+router = APIRouter(tags=["me"])
+
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {**PROBLEM, "description": "A parameter or the body breaks a rule; `field` names it"}
+}
+UNKNOWN_BOOK: dict[int | str, dict[str, Any]] = {
+    404: {**PROBLEM, "description": "No book has this id"}
+}
+
+
+@router.put(
+    "/me/ratings/{book_id}",
+    summary="Rate a book 1 to 5 stars, or change your rating",
+    response_description="Your rating, changed",
+    responses={
+        201: {"model": RatingOut, "description": "Your rating, new"},
+        **UNAUTHORIZED,
+        **UNKNOWN_BOOK,
+        **INVALID,
+    },
+)
+def rate_book(
+    session: SessionDep, reader: access.Reader, book_id: BookId, body: RatingIn, response: Response
+) -> RatingOut:
+    rating, created = service.rate_book(session, reader.reader_id, book_id, body.rating)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return rating
+
+
+@router.delete(
+    "/me/ratings/{book_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove your rating of a book (done also when there was none)",
+    response_description="No rating of this book is left",
+    responses={**UNAUTHORIZED, **INVALID},
+)
+def unrate_book(session: SessionDep, reader: access.Reader, book_id: BookId) -> Response:
+    service.unrate_book(session, reader.reader_id, book_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/me/ratings",
+    summary="Your ratings, newest first",
+    response_description="A page of your ratings, with each book's title and authors",
+    responses={**UNAUTHORIZED, **INVALID},
+)
+def list_ratings(session: SessionDep, reader: access.Reader, page: PageDep) -> Page[RatingOut]:
+    items, total = service.list_ratings(session, reader.reader_id, page.offset, page.size)
+    return Page(items=items, page=page.page, size=page.size, total=total)
+
+
+@router.put(
+    "/me/shelf/{book_id}",
+    summary="Put a book on your to-read shelf",
+    response_description="The book was on your shelf already",
+    responses={
+        201: {"model": ShelfItemOut, "description": "The book is now on your shelf"},
+        **UNAUTHORIZED,
+        **UNKNOWN_BOOK,
+        **INVALID,
+    },
+)
+def shelve_book(
+    session: SessionDep, reader: access.Reader, book_id: BookId, response: Response
+) -> ShelfItemOut:
+    item, created = service.shelve_book(session, reader.reader_id, book_id)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return item
+
+
+@router.delete(
+    "/me/shelf/{book_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Take a book off your to-read shelf (done also when it was not there)",
+    response_description="The book is not on your shelf",
+    responses={**UNAUTHORIZED, **INVALID},
+)
+def unshelve_book(session: SessionDep, reader: access.Reader, book_id: BookId) -> Response:
+    service.unshelve_book(session, reader.reader_id, book_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/me/shelf",
+    summary="Your to-read shelf, newest first",
+    response_description="A page of your shelf, with each book's title and authors",
+    responses={**UNAUTHORIZED, **INVALID},
+)
+def list_shelf(session: SessionDep, reader: access.Reader, page: PageDep) -> Page[ShelfItemOut]:
+    items, total = service.list_shelf(session, reader.reader_id, page.offset, page.size)
+    return Page(items=items, page=page.page, size=page.size, total=total)
+
+
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Log views, clicks and impressions of books, 1 to 100 per batch",
+    response_description="Every event of the batch was recorded",
+    responses={**UNAUTHORIZED, **INVALID},
+)
+def record_events(session: SessionDep, reader: access.Reader, body: EventBatch) -> EventsAccepted:
+    accepted = service.record_events(session, reader.reader_id, body.events)
+    return EventsAccepted(accepted=accepted)
