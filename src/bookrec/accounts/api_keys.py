@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -22,6 +22,7 @@ from bookrec.db.base import Base, utcnow
 from bookrec.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 
 KEY_MARKER = "brk_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 PREFIX_LENGTH = 8
 #: Every scope a key may carry, with what it allows.
 SCOPES: dict[str, str] = {
@@ -135,5 +136,13 @@ def authenticate(session: Session, secret: str, scope: str) -> ApiKey:
         raise Unauthorized("this API key is not valid or was revoked", challenge=API_KEY_CHALLENGE)
     if scope not in key.scopes:
         raise Forbidden(f"this API key lacks the scope {scope!r}")
-    key.last_used_at = utcnow()
+    now = utcnow()
+    # at most one write a minute per key: a busy backend must not turn reads into writes
+    if key.last_used_at is None or _aware(key.last_used_at) < now - LAST_USED_RESOLUTION:
+        key.last_used_at = now
     return key
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

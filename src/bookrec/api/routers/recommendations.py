@@ -27,7 +27,7 @@ from bookrec.serving.service import FilterRequest, ListRequest, Strategy, build_
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
 
-def filter_request(
+async def filter_request(
     tag: Annotated[
         list[str] | None, Query(max_length=20, description="Only books with any of these tags")
     ] = None,
