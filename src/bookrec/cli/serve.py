@@ -7,8 +7,11 @@ training never takes the API down; the worker is stopped when serve exits.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+from types import FrameType
 
 import typer
 
@@ -20,9 +23,17 @@ WORKER_STOP_SECONDS = 15
 
 def start_embedded_worker() -> subprocess.Popen[bytes]:
     """`bookrec worker --embedded` as a child that also exits if this process dies."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "bookrec.cli.main", "worker", "--embedded", "--exit-with-parent"]
+    return subprocess.Popen(  # noqa: S603 (our interpreter, fixed arguments)
+        [
+            sys.executable,
+            *("-m", "bookrec.cli.main", "worker", "--embedded"),
+            f"--parent-pid={os.getpid()}",
+        ]
     )
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def stop_embedded_worker(process: subprocess.Popen[bytes]) -> None:
@@ -50,6 +61,8 @@ def serve(
     job_worker = None
     if config.redis_url is None and config.embedded_worker:
         job_worker = start_embedded_worker()
+        # uvicorn re-raises SIGTERM once it has shut down: exit through `finally` then
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         console.print(f"embedded training worker started (pid {job_worker.pid})", highlight=False)
     try:
         uvicorn.run(

@@ -21,8 +21,8 @@ def worker(
     concurrency: int = typer.Option(
         1, min=1, max=64, help="Training jobs at once (Celery mode; embedded runs one)"
     ),
-    exit_with_parent: bool = typer.Option(
-        False, "--exit-with-parent", hidden=True, help="Stop when the starting process is gone"
+    parent_pid: int = typer.Option(
+        None, "--parent-pid", hidden=True, help="Stop when this process (the parent) is gone"
     ),
 ) -> None:
     """Run training jobs: the embedded worker, or a Celery worker when REDIS_URL is set."""
@@ -33,7 +33,7 @@ def worker(
     if embedded or config.redis_url is None:
         from bookrec.jobs.embedded import run_embedded_worker
 
-        run_embedded_worker(config, exit_with_parent=exit_with_parent)
+        run_embedded_worker(config, parent_pid=parent_pid)
         return
     from bookrec.db.engine import make_engine
     from bookrec.jobs.service import reap

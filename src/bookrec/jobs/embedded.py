@@ -63,10 +63,10 @@ def describe_exit(exitcode: int | None) -> str:
 class EmbeddedWorker:
     """Poll for queued jobs, run one at a time in a child process, reap, fire the schedule."""
 
-    def __init__(self, settings: Settings, *, exit_with_parent: bool = False) -> None:
+    def __init__(self, settings: Settings, *, parent_pid: int | None = None) -> None:
         self.settings = settings
         self.stopping = threading.Event()
-        self._parent = os.getppid() if exit_with_parent else None
+        self._parent = parent_pid
         self._context = multiprocessing.get_context("spawn")
         self._child: BaseProcess | None = None
         self._child_job: int | None = None
@@ -154,9 +154,10 @@ class EmbeddedWorker:
         service.fail(engine, job_id, "interrupted: the worker was stopped", statuses=("running",))
 
 
-def run_embedded_worker(settings: Settings, *, exit_with_parent: bool = False) -> None:
-    """Run the embedded worker in this process until SIGTERM or SIGINT."""
-    worker = EmbeddedWorker(settings, exit_with_parent=exit_with_parent)
+def run_embedded_worker(settings: Settings, *, parent_pid: int | None = None) -> None:
+    """Run the embedded worker in this process until SIGTERM or SIGINT (or, given
+    `parent_pid`, until that process, which started this one, is gone)."""
+    worker = EmbeddedWorker(settings, parent_pid=parent_pid)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     worker.run()
