@@ -9,12 +9,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from bookrec.accounts import service as accounts
 from bookrec.accounts.audit import AuditEvent
+from bookrec.api.app import create_app
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
 from bookrec.jobs.embedded import EmbeddedWorker
 from bookrec.jobs.models import TrainingJob
 from bookrec.training.registry import Registry
+from tests.jobs.conftest import ADMIN_EMAIL, PASSWORD
 
 TRAIN = "/api/v1/admin/train"
 JOBS = "/api/v1/admin/jobs"
@@ -143,3 +146,23 @@ def test_bad_training_requests_get_422_problems_and_queue_nothing(
     assert_problem(client.post(TRAIN, json={}), 401)
     with Session(engine) as session:
         assert session.scalars(select(TrainingJob)).all() == []
+
+
+def test_an_unreachable_job_queue_fails_the_job_and_answers_503(
+    engine: Engine, settings: Settings
+) -> None:
+    production = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(production)) as client:
+        with Session(engine) as session, session.begin():
+            accounts.register(
+                session, accounts.Authenticator.of(settings), ADMIN_EMAIL, PASSWORD, role="admin"
+            )
+        login = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        assert_problem(client.post(TRAIN, json={"algo": "popularity"}, headers=headers), 503)
+
+    with Session(engine) as session:
+        [job] = session.scalars(select(TrainingJob)).all()
+    assert job.status == "failed"
+    assert (job.error or "").startswith("could not reach the job queue")

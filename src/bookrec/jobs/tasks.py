@@ -126,9 +126,14 @@ def make_celery(settings: Settings) -> Celery:
 
 
 def dispatch(settings: Settings, job_id: int) -> None:
-    """Send a queued job to the Celery workers (raises kombu's errors if Redis is away)."""
+    """Send a queued job to the Celery workers; raises kombu's OperationalError when Redis
+    cannot be reached within about a second (a request must not hang on it)."""
     app = make_celery(settings)
     try:
-        app.send_task(TRAIN_TASK, args=[job_id], queue=QUEUE, retry=False)
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=1)
+            app.send_task(
+                TRAIN_TASK, args=[job_id], queue=QUEUE, connection=connection, retry=False
+            )
     finally:
         app.close()
