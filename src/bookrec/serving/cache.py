@@ -16,6 +16,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import structlog
@@ -24,6 +25,22 @@ from cachetools import TTLCache
 log = structlog.get_logger(__name__)
 
 REDIS_RETRY_SECONDS = 30.0
+
+
+def redis_client(url: str, timeout: float = 0.25) -> Any:
+    """A Redis client for the request path: short timeouts and no retries, so a Redis that is
+    down or slow costs a request a fraction of a second once, then is skipped."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+    )
 
 
 def fingerprint(*arrays: np.ndarray) -> str:

@@ -28,7 +28,7 @@ from bookrec.recsys.artifacts import ArtifactError
 from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.popularity import PopularityRecommender
 from bookrec.serving.books import BookCards
-from bookrec.serving.cache import RecommendationCache
+from bookrec.serving.cache import RecommendationCache, redis_client
 from bookrec.training.registry import ModelVersion, Registry, redis_notifier
 
 log = structlog.get_logger(__name__)
@@ -289,10 +289,7 @@ class ServingEngine:
         if settings.redis_url:
             import redis
 
-            # short timeouts: a slow Redis must cost a request milliseconds, not seconds
-            cache_redis = redis.Redis.from_url(
-                settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25
-            )
+            cache_redis = redis_client(settings.redis_url)
             activations_redis = redis.Redis.from_url(settings.redis_url)
         cache = RecommendationCache(
             settings.cache_size, settings.cache_ttl_seconds, cache_redis, settings.redis_prefix

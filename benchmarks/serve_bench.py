@@ -1,0 +1,348 @@
+"""Serving benchmark: personal recommendations under load vs the same server's /health/live.
+
+What is measured
+----------------
+Set-up (not timed): a var directory with the goodbooks-10k catalog, goodbooks-scale synthetic
+ratings (`bookrec data demo`: ~53k readers, ~6M ratings) and the default model trained
+(`bookrec train`), unless `--var-dir` names one that already has an active model. An API key
+with the `recommendations:read` scope is minted in the database.
+
+The server is `bookrec serve --workers 2` (uvicorn, SQLite, no Redis, embedded training worker
+off, the general rate limit raised so the load generator is not throttled). wrk runs on the
+same machine (`--threads`, `--connections`, `--duration` each run), with a Lua script that
+asks `GET /api/v1/recommendations/users/{random user id}?k=10` with the API key and counts
+the answers' `X-Cache` header and any non-200 status. Runs, in this order:
+
+1. floor: `GET /health/live` (the same server, middleware and event loop; no auth, no model);
+2. cold: random readers over all ~53k, caches empty (a fresh server): nearly every request
+   reads the reader's activity, scores the whole catalogue and describes the list;
+3. floor again;
+4. warm: random readers among the first `--warm-users` user ids, after one pass of requests
+   over them (each worker caches what it answered; the pass runs until both workers hold most
+   of them): activity read + cache hit.
+
+Headline: throughput ratio = recommendations req/s / the floor's req/s measured just before.
+Target >= 0.5 with no errors. Latency p50/p99 from wrk. Memory: every worker process's RSS and
+PSS (proportional share: pages the workers share, such as the memory-mapped model, are split
+between them) sampled every 0.2 s; target peak RSS <= 500 MB per worker.
+
+    python -m benchmarks.serve_bench                       # sets up its own data and model
+    python -m benchmarks.serve_bench --var-dir /tmp/bench7 # reuse a prepared var dir
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.common import ROOT, machine_info, run_checked
+
+LUA = r"""
+local counter = 0
+local threads = {}
+function setup(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+  table.insert(threads, thread)
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + seed)
+  key = os.getenv("BOOKREC_BENCH_KEY")
+  max_user = tonumber(os.getenv("BOOKREC_BENCH_USERS"))
+  hits, misses, bad = 0, 0, 0
+end
+function request()
+  local uid = math.random(1, max_user)
+  return wrk.format("GET", "/api/v1/recommendations/users/" .. uid .. "?k=10",
+                    {["X-API-Key"] = key})
+end
+function response(status, headers, body)
+  if status ~= 200 then bad = bad + 1 end
+  if headers["x-cache"] == "hit" then hits = hits + 1 else misses = misses + 1 end
+end
+function done(summary, latency, requests)
+  local h, m, b = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    h = h + thread:get("hits"); m = m + thread:get("misses"); b = b + thread:get("bad")
+  end
+  io.write(string.format("BOOKREC hits=%d misses=%d bad=%d\n", h, m, b))
+end
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def bookrec_env(var_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL="",
+        BOOKREC_VAR_DIR=str(var_dir),
+        BOOKREC_LOG_LEVEL="WARNING",
+        BOOKREC_EMBEDDED_WORKER="false",
+        BOOKREC_RATE_LIMIT_GENERAL="100000000/minute",
+    )
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def prepare(var_dir: Path, env: dict[str, str]) -> None:
+    """Catalog, synthetic ratings and the default model, unless a model is already active."""
+    bookrec = str(Path(sys.executable).parent / "bookrec")
+    run_checked([bookrec, "db", "upgrade"], env=env, cwd=var_dir.parent)
+    run_checked([bookrec, "data", "demo"], env=env, cwd=var_dir.parent)
+    run_checked([bookrec, "train", "--if-missing"], env=env, cwd=var_dir.parent)
+
+
+def mint_key(env: dict[str, str]) -> tuple[str, int]:
+    """An API key for the benchmark, and the number of data set readers."""
+    code = (
+        "import json, bookrec.db.models\n"
+        "from sqlalchemy import func, select\n"
+        "from sqlalchemy.orm import Session\n"
+        "from bookrec.accounts import api_keys\n"
+        "from bookrec.accounts.models import Reader\n"
+        "from bookrec.config import load_settings\n"
+        "from bookrec.db.engine import make_engine\n"
+        "engine = make_engine(load_settings().sqlalchemy_url)\n"
+        "with Session(engine) as session, session.begin():\n"
+        "    key = api_keys.create(session, 'serve-bench', ['recommendations:read'],"
+        " actor_user_id=None)\n"
+        "    readers = session.scalar(select(func.max(Reader.external_id)))\n"
+        "print(json.dumps({'key': key.secret, 'readers': readers}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    return str(report["key"]), int(report["readers"])
+
+
+class Server:
+    """`bookrec serve --workers N` and a sampler of its workers' memory."""
+
+    def __init__(self, env: dict[str, str], port: int, workers: int, logs: Path) -> None:
+        self.port = port
+        self.log_file = (logs / f"serve-{int(time.time())}.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "bookrec"),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers = workers
+        self.peak: dict[int, dict[str, float]] = {}
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}/health/ready", timeout=2
+                ) as answer:
+                    if answer.status == 200 and len(self.worker_processes()) >= self.workers:
+                        self._sampler.start()
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bookrec serve exited with {self.process.returncode}")
+            time.sleep(0.5)
+        raise RuntimeError("bookrec serve was not ready in time")
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """uvicorn's worker processes (children running the app, not multiprocessing helpers)."""
+        try:
+            children = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        return [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for worker in self.worker_processes():
+                try:
+                    memory = worker.memory_full_info()
+                except psutil.Error:
+                    continue
+                peak = self.peak.setdefault(worker.pid, {"rss_mb": 0.0, "pss_mb": 0.0})
+                peak["rss_mb"] = max(peak["rss_mb"], memory.rss / 2**20)
+                peak["pss_mb"] = max(peak["pss_mb"], getattr(memory, "pss", 0) / 2**20)
+            self._stop.wait(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.log_file.close()
+
+
+def wrk(
+    url: str, args: argparse.Namespace, script: Path | None, env: dict[str, str], seconds: int
+) -> dict[str, Any]:
+    """One wrk run: requests/s, latency percentiles, errors and (with the script) cache hits."""
+    argv = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{seconds}s",
+        "--latency",
+        *(["-s", str(script)] if script else []),
+        url,
+    ]
+    load = os.getloadavg()[0]
+    out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = {"load_1m": round(load, 2)}
+    result["requests_per_s"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    for percentile in ("50", "99"):
+        found = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        if found:
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+            result[f"p{percentile}_ms"] = round(float(found.group(1)) * scale, 3)
+    requests = re.search(r"(\d+) requests in", out)
+    result["requests"] = int(requests.group(1)) if requests else None
+    errors = re.search(r"Socket errors: (.*)", out)
+    result["socket_errors"] = errors.group(1).strip() if errors else "none"
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(non_2xx.group(1)) if non_2xx else 0
+    cache = re.search(r"BOOKREC hits=(\d+) misses=(\d+) bad=(\d+)", out)
+    if cache:
+        hits, misses, bad = (int(v) for v in cache.groups())
+        result["cache_hit_ratio"] = round(hits / max(hits + misses, 1), 4)
+        result["non_200"] = bad
+    return result
+
+
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (Debian) and run again")
+    workdir = Path(tempfile.mkdtemp(prefix="bookrec-serve-bench-"))
+    var_dir = Path(args.var_dir) if args.var_dir else workdir / "var"
+    env = bookrec_env(var_dir)
+    logs = workdir / "logs"
+    logs.mkdir()
+    started = time.perf_counter()
+    if not args.var_dir:
+        log("setting up: catalog, synthetic ratings, default model (several minutes)")
+        var_dir.mkdir()
+        prepare(var_dir, env)
+    key, readers = mint_key(env)
+    script = workdir / "users.lua"
+    script.write_text(LUA)
+    wrk_env = {**os.environ, "BOOKREC_BENCH_KEY": key, "BOOKREC_BENCH_USERS": str(readers)}
+    base = f"http://127.0.0.1:{args.port}"
+    runs: dict[str, Any] = {}
+    server = Server(env, args.port, args.workers, logs)
+    try:
+        server.wait_ready()
+        with urllib.request.urlopen(f"{base}/health/ready") as answer:
+            model = json.loads(answer.read())["checks"]["model"]
+        log(f"serving model {model['version']} ({model['algo']}); {readers:,} readers")
+        runs["floor_1"] = wrk(f"{base}/health/live", args, None, wrk_env, args.duration)
+        log(f"floor: {runs['floor_1']}")
+        runs["cold"] = wrk(base, args, script, wrk_env, args.duration)
+        log(f"cold: {runs['cold']}")
+        runs["floor_2"] = wrk(f"{base}/health/live", args, None, wrk_env, args.duration)
+        log(f"floor: {runs['floor_2']}")
+        warm_env = {**wrk_env, "BOOKREC_BENCH_USERS": str(args.warm_users)}
+        runs["warm_up"] = wrk(base, args, script, warm_env, args.warm_up)
+        log(f"warm-up pass: {runs['warm_up']}")
+        runs["warm"] = wrk(base, args, script, warm_env, args.duration)
+        log(f"warm: {runs['warm']}")
+    finally:
+        server.stop()
+    floor_1, floor_2 = runs["floor_1"]["requests_per_s"], runs["floor_2"]["requests_per_s"]
+    document = {
+        "benchmark": "serve",
+        "command": " ".join(["python -m benchmarks.serve_bench", *sys.argv[1:]]),
+        "machine": machine_info(None),
+        "model": model,
+        "readers": readers,
+        "setup": {
+            "workers": args.workers,
+            "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s",
+            "warm_users": args.warm_users,
+        },
+        "runs": runs,
+        "ratios": {
+            "cold": round(runs["cold"]["requests_per_s"] / floor_1, 3),
+            "warm": round(runs["warm"]["requests_per_s"] / floor_2, 3),
+        },
+        "peak_memory_per_worker_mb": {
+            str(pid): {k: round(v, 1) for k, v in peak.items()}
+            for pid, peak in server.peak.items()
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    errors = sum(runs[name].get("non_200", 0) for name in ("cold", "warm", "warm_up")) + sum(
+        runs[name]["non_2xx"] for name in runs
+    )
+    document["errors"] = errors
+    worst_rss = max((p["rss_mb"] for p in server.peak.values()), default=0.0)
+    document["meets"] = {
+        "throughput_ratio_cold_>=_0.5": document["ratios"]["cold"] >= 0.5,
+        "throughput_ratio_warm_>=_0.5": document["ratios"]["warm"] >= 0.5,
+        "no_errors": errors == 0,
+        "rss_per_worker_<=_500_mb": worst_rss <= 500,
+    }
+    if not args.keep and not args.var_dir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return document
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--var-dir", help="a prepared BOOKREC_VAR_DIR with an active model")
+    parser.add_argument("--port", type=int, default=8391)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--duration", type=int, default=20, help="seconds per measured run")
+    parser.add_argument("--warm-users", type=int, default=2000)
+    parser.add_argument("--warm-up", type=int, default=15, help="seconds of the warm-up pass")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--json", help="also write the result document here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    document = benchmark(args)
+    text = json.dumps(document, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0 if document["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""The recommendation cache: the worker's TTL LRU, Redis shared by workers, Redis down."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import numpy as np
+import redis
+import structlog
+
+from bookrec.serving.cache import RecommendationCache, cache_key, fingerprint, redis_client
+from tests.fixtures.redis import REDIS_URL
+
+
+def test_fingerprint_follows_every_change_of_activity() -> None:
+    books, ratings, shelf = np.array([3, 7]), np.array([5.0, 4.0], np.float32), np.array([9])
+    base = fingerprint(books, ratings, shelf)
+    assert base == fingerprint(books.copy(), ratings.copy(), shelf.copy())
+    assert base != fingerprint(books, np.array([5.0, 3.0], np.float32), shelf)  # re-rated
+    assert base != fingerprint(books[:1], ratings[:1], shelf)  # un-rated
+    assert base != fingerprint(books, ratings, np.array([9, 11]))  # shelved
+    # array boundaries count: moving a book from the history to the shelf is a change
+    assert fingerprint(np.array([1, 2]), np.array([3])) != fingerprint(
+        np.array([1]), np.array([2, 3])
+    )
+
+
+def test_local_level_expires_and_is_bounded() -> None:
+    cache = RecommendationCache(size=2, ttl_seconds=0.3)
+    cache.put("a", b"1")
+    cache.put("b", b"2")
+    cache.put("c", b"3")  # least recently used goes
+    assert cache.get("a") is None and cache.get("c") == b"3"
+    time.sleep(0.35)
+    assert cache.get("c") is None
+    cache.put("d", b"4")
+    cache.clear_local()
+    assert cache.get("d") is None
+
+
+def test_workers_share_lists_through_redis(redis_server: redis.Redis, redis_prefix: str) -> None:
+    first = RecommendationCache(100, 60, redis_client(REDIS_URL), redis_prefix)
+    second = RecommendationCache(100, 60, redis_client(REDIS_URL), redis_prefix)
+    key = cache_key(("7", "personal", "abc", 42, "f00"))
+    first.put(key, b'{"items": []}')
+    assert second.get(key) == b'{"items": []}'  # another worker's list
+    assert 0 < redis_server.ttl(f"{redis_prefix}recs:{key}") <= 60
+
+
+def test_redis_down_is_skipped_logged_once_and_the_local_level_serves() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the probe closes
+    dead = redis_client(f"redis://127.0.0.1:{port}/0")
+    cache = RecommendationCache(100, 60, dead)
+    with structlog.testing.capture_logs() as logs:
+        started = time.perf_counter()
+        assert cache.get("k") is None
+        cache.put("k", b"body")
+        assert cache.get("k") == b"body"
+        for _ in range(20):
+            cache.get("other")
+        elapsed = time.perf_counter() - started
+    warnings = [e for e in logs if e["event"] == "recommendation_cache_redis_unavailable"]
+    assert len(warnings) == 1  # then Redis is left alone for a while
+    assert elapsed < 1.0
