@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
 from bookrec.db.engine import make_session_factory, transaction
-from bookrec.errors import InvalidInput
+from bookrec.errors import Conflict, InvalidInput
 from bookrec.jobs import repository, runner, service
 from bookrec.jobs.models import TrainingJob
 from bookrec.jobs.schemas import TrainRequest
@@ -157,3 +157,29 @@ def test_bad_requests_are_refused_before_anything_is_queued(
     with pytest.raises(InvalidInput) as refused:
         service.check_request(TrainRequest(**request_body))
     assert refused.value.extra["field"] == field
+
+
+def test_a_job_declared_lost_while_it_runs_is_stopped_and_registers_nothing(
+    loaded: Settings, engine: Engine
+) -> None:
+    registry = Registry(engine, loaded.models_dir)
+    versions = [v.version for v in registry.versions()]
+    job_id = queue(engine, algo="als", params={"iterations": 100000})
+    assert runner.claim(engine, job_id)
+
+    def declare_lost() -> None:  # what a reaper does when the heartbeat looks stale
+        deadline = time.monotonic() + 60
+        while job(engine, job_id).stage != "fitting" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        service.fail(engine, job_id, "worker lost (no heartbeat since …)")
+
+    reaper = threading.Thread(target=declare_lost)
+    reaper.start()
+    try:
+        with pytest.raises(Conflict, match="declared lost"):
+            runner.execute(engine, loaded, job_id)
+    finally:
+        reaper.join()
+
+    assert job(engine, job_id).status == "failed"
+    assert [v.version for v in registry.versions()] == versions

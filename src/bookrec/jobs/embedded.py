@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from datetime import datetime
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -70,6 +71,7 @@ class EmbeddedWorker:
         self._context = multiprocessing.get_context("spawn")
         self._child: BaseProcess | None = None
         self._child_job: int | None = None
+        self._child_beat = 0.0
         self._schedule = (
             EmbeddedSchedule(settings.train_schedule, utcnow()) if settings.train_schedule else None
         )
@@ -129,8 +131,15 @@ class EmbeddedWorker:
         log.info("training job dispatched", job_id=job_id, pid=child.pid)
 
     def _collect(self, engine: Engine) -> None:
+        """Beat for a live child (it needs seconds to start beating itself); record a dead one."""
         child, job_id = self._child, self._child_job
-        if child is None or job_id is None or child.is_alive():
+        if child is None or job_id is None:
+            return
+        if child.is_alive():
+            if time.monotonic() - self._child_beat >= self.settings.job_heartbeat_seconds:
+                with transaction(make_session_factory(engine)) as session:
+                    repository.beat(session, job_id, None, None)
+                self._child_beat = time.monotonic()
             return
         child.join()
         self._child = self._child_job = None

@@ -3,11 +3,14 @@
 While training runs, a reporter thread refreshes the job's heartbeat and writes its stage and
 percent (at most about once a second, never from the training thread, so a slow database
 never slows a fit). Any exception marks the job failed with its error text; the registry's
-staging directory and rename mean a failure never leaves a registered half-model.
+staging directory and rename mean a failure never leaves a registered half-model. A job
+declared lost while it still runs (its heartbeat went stale) is fenced off: the reporter
+interrupts the training, so a job marked failed never registers a model afterwards.
 """
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +21,7 @@ from sqlalchemy import Engine
 
 from bookrec.config import Settings
 from bookrec.db.engine import make_session_factory, transaction
+from bookrec.errors import Conflict
 from bookrec.jobs import repository, service
 from bookrec.jobs.schemas import TrainRequest
 
@@ -34,7 +38,11 @@ Progress = Callable[[str, float], None]
 
 
 class JobReporter:
-    """A thread that keeps a running job's heartbeat fresh and persists its progress."""
+    """A thread that keeps a running job's heartbeat fresh and persists its progress.
+
+    If the job stops being `running` under it (a reaper declared it lost), the reporter sets
+    `lost` and interrupts the main thread, where the training runs.
+    """
 
     def __init__(self, engine: Engine, job_id: int, heartbeat_seconds: float) -> None:
         self._sessions = make_session_factory(engine)
@@ -43,6 +51,8 @@ class JobReporter:
         self._lock = threading.Lock()
         self._pending: tuple[str, float] | None = None
         self._stopped = threading.Event()
+        self._interrupt_main = threading.current_thread() is threading.main_thread()
+        self.lost = False
         self._thread = threading.Thread(
             target=self._run, name=f"job-{job_id}-heartbeat", daemon=True
         )
@@ -70,15 +80,21 @@ class JobReporter:
                     last_beat = time.monotonic()
             except Exception:  # a hiccup of the database must not kill the heartbeat
                 log.warning("could not update training job", job_id=self._job_id, exc_info=True)
+            if self.lost:
+                log.error("training job was declared lost: stopping it", job_id=self._job_id)
+                if self._interrupt_main:
+                    _thread.interrupt_main()
+                return
 
     def _write(self, *, force: bool) -> bool:
+        """Write pending progress (or, with `force`, just the heartbeat); True if it wrote."""
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is None and not force:
             return False
         stage, percent = pending if pending is not None else (None, None)
         with transaction(self._sessions) as session:
-            repository.beat(session, self._job_id, stage, percent)
+            self.lost = not repository.beat(session, self._job_id, stage, percent)
         return True
 
 
@@ -101,11 +117,6 @@ def execute(
     Re-raises whatever training raised, after the job is marked failed with its text.
     `echo` also receives the progress (a CLI's bar).
     """
-    from bookrec.training.service import train
-    from bookrec.training.tuned import TunedParams
-
-    with transaction(make_session_factory(engine)) as session:
-        request = TrainRequest.model_validate(repository.get(session, job_id).request)
     reporter = JobReporter(engine, job_id, settings.job_heartbeat_seconds)
 
     def progress(stage: str, percent: float) -> None:
@@ -113,9 +124,14 @@ def execute(
         if echo is not None:
             echo(stage, percent)
 
-    reporter.start()
-    log.info("training job started", job_id=job_id, **request.model_dump())
+    reporter.start()  # before the imports below, which take seconds on a busy machine
     try:
+        from bookrec.training.service import train
+        from bookrec.training.tuned import TunedParams
+
+        with transaction(make_session_factory(engine)) as session:
+            request = TrainRequest.model_validate(repository.get(session, job_id).request)
+        log.info("training job started", job_id=job_id, **request.model_dump())
         outcome = train(
             engine,
             registry or _registry(engine, settings),
@@ -129,6 +145,11 @@ def execute(
         )
     except BaseException as exc:
         reporter.stop()
+        if reporter.lost:
+            raise Conflict(
+                f"training job {job_id} was declared lost while it ran (its heartbeat went "
+                "stale); its model was discarded"
+            ) from None
         error = service.describe(exc)
         service.fail(engine, job_id, error, statuses=("running",))
         log.error("training job failed", job_id=job_id, error=error)
