@@ -78,7 +78,7 @@ def list_models(
         return
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
     for line in (COLUMNS, *rows):
-        out.print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 @app.command()
