@@ -50,6 +50,9 @@ def celery_worker(production: Settings, tmp_path: Path) -> Iterator[Path]:
         stop(worker)
 
 
+@pytest.mark.parametrize(  # production mode's database
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_a_job_posted_to_the_api_runs_on_a_celery_worker(
     production: Settings, celery_worker: Path, engine: Engine
 ) -> None:

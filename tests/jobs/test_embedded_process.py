@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from bookrec.training.registry import Registry
 from tests.jobs.processes import start, stop, wait_for
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # embedded mode's database
 def test_the_embedded_worker_runs_jobs_and_sigterm_interrupts_the_running_one(
     loaded: Settings, engine: Engine, tmp_path: Path
 ) -> None:
