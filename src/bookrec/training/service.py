@@ -98,19 +98,10 @@ def train(
 
     report("evaluating", 70.0)
     metrics = evaluation_gate.score(model, split, snapshot.catalog, fit=False)
-    report("evaluating", 80.0)
-    decision = evaluation_gate.decide(
-        metrics,
-        registry.active(),
-        split,
-        snapshot.catalog,
-        metric=settings.gate_metric,
-        tolerance=settings.gate_tolerance,
-        force=force,
-    )
-    evaluated = time.perf_counter()
-
-    report("saving", 90.0)
+    scored = time.perf_counter()
+    model_params = model.config.model_dump()
+    # The candidate's artifacts are written now and the model let go, so that refitting the
+    # active model for the gate never holds both in memory at once.
     staging = registry.staging()
     try:
         if algo != "popularity":
@@ -122,9 +113,25 @@ def train(
                 fallback = PopularityRecommender(PopularityConfig(mode=mode))
                 fallback.fit(snapshot.interactions, snapshot.catalog)
             fallback.save(staging / name)
+        del model, fallback
+        written = time.perf_counter()
+
+        report("evaluating", 80.0)
+        decision = evaluation_gate.decide(
+            metrics,
+            registry.active(),
+            split,
+            snapshot.catalog,
+            metric=settings.gate_metric,
+            tolerance=settings.gate_tolerance,
+            force=force,
+        )
+        decided = time.perf_counter()
+
+        report("saving", 90.0)
         info = {
             "algo": algo,
-            "params": model.config.model_dump(),
+            "params": model_params,
             "data": {
                 **snapshot.summary(),
                 "dataset_ids": dataset_ids,
@@ -139,9 +146,9 @@ def train(
             "timings": {
                 "load": round(loaded - started, 3),
                 "fit": round(fitted - loaded, 3),
-                "evaluate": round(evaluated - fitted, 3),
-                "gate_active": decision["seconds"],
-                "save": round(time.perf_counter() - evaluated, 3),
+                "evaluate": round(scored - fitted, 3),
+                "gate_active": round(decided - written, 3),
+                "save": round(written - scored + time.perf_counter() - decided, 3),
                 "total": round(time.perf_counter() - started, 3),
             },
         }
