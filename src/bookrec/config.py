@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         1.0, gt=0, le=60, validation_alias="BOOKREC_MODEL_POLL_SECONDS"
     )
+    worker_threads: int = Field(
+        8,
+        ge=1,
+        le=256,
+        validation_alias="BOOKREC_WORKER_THREADS",
+        description="threads per API worker running request handlers (scoring, queries)",
+    )
     cache_size: int = Field(
         20_000,
         ge=0,
@@ -97,6 +104,14 @@ class Settings(BaseSettings):
         "5/minute", validation_alias="BOOKREC_RATE_LIMIT_REGISTER_IP"
     )
     rate_limit_general: str = Field("600/minute", validation_alias="BOOKREC_RATE_LIMIT_GENERAL")
+    api_key_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        validation_alias="BOOKREC_API_KEY_CACHE_SECONDS",
+        description="how long a worker trusts an API key it verified (a revocation takes"
+        " effect everywhere within this time; 0 checks the database on every request)",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias="BOOKREC_CORS_ORIGINS",

@@ -5,25 +5,11 @@ from __future__ import annotations
 import socket
 import time
 
-import numpy as np
 import redis
 import structlog
 
-from bookrec.serving.cache import RecommendationCache, cache_key, fingerprint, redis_client
+from bookrec.serving.cache import RecommendationCache, cache_key, redis_client
 from tests.fixtures.redis import REDIS_URL
-
-
-def test_fingerprint_follows_every_change_of_activity() -> None:
-    books, ratings, shelf = np.array([3, 7]), np.array([5.0, 4.0], np.float32), np.array([9])
-    base = fingerprint(books, ratings, shelf)
-    assert base == fingerprint(books.copy(), ratings.copy(), shelf.copy())
-    assert base != fingerprint(books, np.array([5.0, 3.0], np.float32), shelf)  # re-rated
-    assert base != fingerprint(books[:1], ratings[:1], shelf)  # un-rated
-    assert base != fingerprint(books, ratings, np.array([9, 11]))  # shelved
-    # array boundaries count: moving a book from the history to the shelf is a change
-    assert fingerprint(np.array([1, 2]), np.array([3])) != fingerprint(
-        np.array([1]), np.array([2, 3])
-    )
 
 
 def test_local_level_expires_and_is_bounded() -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cachetools import TTLCache
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -127,20 +129,63 @@ def revoke(
     )
 
 
-def authenticate(session: Session, secret: str, scope: str) -> ApiKey:
+@dataclass(frozen=True)
+class VerifiedKey:
+    key_id: int
+    scopes: tuple[str, ...]
+
+
+class VerifiedKeys:
+    """Keys this worker verified lately (by hash), so a busy backend's key is not looked up
+    on every request. A revocation reaches other workers within `seconds` (0: no cache)."""
+
+    def __init__(self, seconds: float, size: int = 1024) -> None:
+        self._cache: TTLCache[str, VerifiedKey] | None = (
+            TTLCache(maxsize=size, ttl=seconds) if seconds > 0 else None
+        )
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> VerifiedKey | None:
+        if self._cache is None:
+            return None
+        with self._lock:
+            return self._cache.get(key_hash)
+
+    def put(self, key_hash: str, key: VerifiedKey) -> None:
+        if self._cache is not None:
+            with self._lock:
+                self._cache[key_hash] = key
+
+    def clear(self) -> None:
+        if self._cache is not None:
+            with self._lock:
+                self._cache.clear()
+
+
+def authenticate(
+    session: Session, secret: str, scope: str, verified: VerifiedKeys | None = None
+) -> VerifiedKey:
     """The live key behind `secret` if it has `scope`: 401 if unknown or revoked, else 403."""
     if not secret.startswith(KEY_MARKER) or len(secret) > 128:
         raise Unauthorized("this API key is not valid", challenge=API_KEY_CHALLENGE)
-    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).one_or_none()
-    if key is None or key.revoked_at is not None:
-        raise Unauthorized("this API key is not valid or was revoked", challenge=API_KEY_CHALLENGE)
-    if scope not in key.scopes:
+    digest = hash_key(secret)
+    found = verified.get(digest) if verified is not None else None
+    if found is None:
+        key = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized(
+                "this API key is not valid or was revoked", challenge=API_KEY_CHALLENGE
+            )
+        now = utcnow()
+        # at most one write a minute per key: a busy backend must not turn reads into writes
+        if key.last_used_at is None or _aware(key.last_used_at) < now - LAST_USED_RESOLUTION:
+            key.last_used_at = now
+        found = VerifiedKey(key.key_id, tuple(key.scopes))
+        if verified is not None:
+            verified.put(digest, found)
+    if scope not in found.scopes:
         raise Forbidden(f"this API key lacks the scope {scope!r}")
-    now = utcnow()
-    # at most one write a minute per key: a busy backend must not turn reads into writes
-    if key.last_used_at is None or _aware(key.last_used_at) < now - LAST_USED_RESOLUTION:
-        key.last_used_at = now
-    return key
+    return found
 
 
 def _aware(moment: datetime) -> datetime:

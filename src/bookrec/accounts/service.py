@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bookrec.accounts import audit, passwords, repository, tokens
+from bookrec.accounts import api_keys, audit, passwords, repository, tokens
 from bookrec.accounts.audit import Origin
 from bookrec.accounts.models import Reader, User
 from bookrec.config import Settings
@@ -39,6 +39,8 @@ class Authenticator:
     hasher: PasswordHasher
     #: Verified against when the email is unknown, so that case costs what a real check costs.
     dummy_hash: str
+    #: API keys this worker verified lately.
+    verified_keys: api_keys.VerifiedKeys
 
     @classmethod
     def of(cls, settings: Settings) -> Authenticator:
@@ -49,6 +51,7 @@ class Authenticator:
             tokens=tokens.TokenConfig.of(settings),
             hasher=hasher,
             dummy_hash=passwords.hash_password(hasher, secrets.token_urlsafe(24)),
+            verified_keys=api_keys.VerifiedKeys(settings.api_key_cache_seconds),
         )
 
 

@@ -71,7 +71,7 @@ def api_key_or_admin(scope: str) -> Callable[..., Principal]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if api_key is not None:
-            key = api_keys.authenticate(session, api_key, scope)
+            key = api_keys.authenticate(session, api_key, scope, auth.verified_keys)
             return Principal(kind="api_key", key_id=key.key_id)
         if credentials is None:
             raise Unauthorized(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
@@ -21,6 +22,7 @@ from bookrec.config import Settings, load_settings
 from bookrec.db.engine import make_engine, make_session_factory
 from bookrec.observability.logging import configure_logging
 from bookrec.serving.engine import ServingEngine
+from bookrec.serving.runtime import tune_worker_process
 
 API_PREFIX = "/api/v1"
 
@@ -31,6 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_worker_process()
+        # scoring is CPU work: more threads than this only queue for the same cores
+        to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         engine = make_engine(settings.sqlalchemy_url)
         serving = ServingEngine.of(settings, engine)
         serving.start()

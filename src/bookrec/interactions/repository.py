@@ -8,9 +8,11 @@ from typing import Any, TypeVarTuple
 
 import numpy as np
 from sqlalchemy import (
+    CompoundSelect,
     Connection,
     Row,
     Select,
+    bindparam,
     delete,
     func,
     insert,
@@ -180,6 +182,88 @@ def _page(
     return rows, int(total)
 
 
+def _activity_statements(who: Any) -> tuple[Select[Any], CompoundSelect[Any]]:
+    """The stamp and the rows of one reader's activity, `who` selecting the reader.
+
+    Built once at import: on the request path a statement only binds its parameter (building
+    SQLAlchemy expressions anew costs more than SQLite takes to answer).
+    """
+    shelf_of_reader = ShelfItem.reader_id == Reader.reader_id
+    stamp = (
+        select(
+            Reader.reader_id,
+            func.count(Rating.book_id),
+            func.coalesce(func.sum(Rating.book_id * Rating.rating), 0),
+            func.coalesce(func.sum(Rating.rated_at), 0),
+            *(
+                select(aggregate).where(shelf_of_reader).correlate(Reader).scalar_subquery()
+                for aggregate in (
+                    func.count(ShelfItem.book_id),
+                    func.coalesce(func.sum(ShelfItem.book_id), 0),
+                    func.coalesce(func.sum(ShelfItem.added_at), 0),
+                )
+            ),
+        )
+        .select_from(Reader)
+        .outerjoin(Rating, Rating.reader_id == Reader.reader_id)
+        .where(who)
+        .group_by(Reader.reader_id)
+    )
+    rows: CompoundSelect[Any] = union_all(
+        select(
+            Reader.reader_id,
+            literal(0).label("shelf"),
+            Rating.book_id,
+            Rating.rating,
+            Rating.rated_at.label("at"),
+        )
+        .select_from(Reader)
+        .outerjoin(Rating, Rating.reader_id == Reader.reader_id)
+        .where(who),
+        select(
+            Reader.reader_id,
+            literal(1).label("shelf"),
+            ShelfItem.book_id,
+            literal(None).label("rating"),
+            ShelfItem.added_at.label("at"),
+        )
+        .select_from(Reader)
+        .join(ShelfItem, shelf_of_reader)
+        .where(who),
+    )
+    return stamp, rows
+
+
+_BY_READER = _activity_statements(Reader.reader_id == bindparam("reader"))
+_BY_EXTERNAL = _activity_statements(Reader.external_id == bindparam("reader"))
+
+
+def _statements(
+    reader_id: int | None, external_id: int | None
+) -> tuple[tuple[Select[Any], CompoundSelect[Any]], dict[str, int]]:
+    if reader_id is not None and external_id is None:
+        return _BY_READER, {"reader": reader_id}
+    if external_id is not None and reader_id is None:
+        return _BY_EXTERNAL, {"reader": external_id}
+    raise ValueError("give exactly one of reader_id and external_id")
+
+
+def activity_stamp(
+    connection: Connection, *, reader_id: int | None = None, external_id: int | None = None
+) -> tuple[int, str] | None:
+    """(reader id, a stamp that changes whenever the reader's ratings or shelf change).
+
+    One row computed by the database: counts, and sums over book ids, ratings and times.
+    Every write through the API sets its row's time to now, so a rating, re-rating,
+    un-rating or shelving moves the stamp. None when no such reader exists.
+    """
+    (stamp, _), parameters = _statements(reader_id, external_id)
+    row = connection.execute(stamp, parameters).first()
+    if row is None:
+        return None
+    return int(row[0]), ":".join(str(int(value)) for value in row[1:])
+
+
 @dataclass(frozen=True)
 class ReaderActivity:
     """What serving needs about one reader: their ratings and their shelf."""
@@ -195,40 +279,10 @@ def activity_of(
     """A reader's ratings and shelf in one round trip, by reader id or data set user id.
 
     None when no such reader exists. Rows come sorted by book so equal activity gives equal
-    arrays (the recommendation cache fingerprints them).
+    arrays.
     """
-    if (reader_id is None) == (external_id is None):
-        raise ValueError("give exactly one of reader_id and external_id")
-    who = (
-        Reader.reader_id == reader_id
-        if reader_id is not None
-        else Reader.external_id == external_id
-    )
-    ratings = (
-        select(
-            Reader.reader_id,
-            literal(0).label("shelf"),
-            Rating.book_id,
-            Rating.rating,
-            Rating.rated_at.label("at"),
-        )
-        .select_from(Reader)
-        .outerjoin(Rating, Rating.reader_id == Reader.reader_id)
-        .where(who)
-    )
-    shelf = (
-        select(
-            Reader.reader_id,
-            literal(1).label("shelf"),
-            ShelfItem.book_id,
-            literal(None).label("rating"),
-            ShelfItem.added_at.label("at"),
-        )
-        .select_from(Reader)
-        .join(ShelfItem, ShelfItem.reader_id == Reader.reader_id)
-        .where(who)
-    )
-    rows: list[Any] = list(connection.execute(union_all(ratings, shelf)).all())
+    (_, statement), parameters = _statements(reader_id, external_id)
+    rows: list[Any] = list(connection.execute(statement, parameters).all())
     if not rows:
         return None
     rated = sorted((r[2], r[3], r[4]) for r in rows if r[1] == 0 and r[2] is not None)

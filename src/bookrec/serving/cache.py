@@ -1,10 +1,11 @@
 """Finished recommendation lists, cached in the worker and (when configured) in Redis.
 
 A key names everything a list depends on: the model version, the strategy and its
-parameters, the reader, and a fingerprint of the reader's live history and shelf. A rating,
-an un-rating or a shelving changes the fingerprint and a model activation changes the
-version, so a stale list is never served, in this worker or any other, without having to
-find and delete entries. Values are the response bodies (JSON bytes), ready to send.
+parameters, the reader, and a stamp of the reader's ratings and shelf (computed by the
+database in the same query that finds the reader). A rating, an un-rating or a shelving
+changes the stamp and a model activation changes the version, so a stale list is never
+served, in this worker or any other, without having to find and delete entries. Values are
+the response bodies (JSON bytes), ready to send.
 
 Redis is an optional second level shared by all workers. When it fails, the cache logs once,
 stops asking it for `REDIS_RETRY_SECONDS`, and serving carries on from the worker's own level.
@@ -12,13 +13,11 @@ stops asking it for `REDIS_RETRY_SECONDS`, and serving carries on from the worke
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import structlog
 from cachetools import TTLCache
 
@@ -41,15 +40,6 @@ def redis_client(url: str, timeout: float = 0.25) -> Any:
         retry=Retry(NoBackoff(), 0),
         retry_on_timeout=False,
     )
-
-
-def fingerprint(*arrays: np.ndarray) -> str:
-    """A short digest of arrays' contents (history books, ratings, shelf)."""
-    digest = hashlib.blake2b(digest_size=12)
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(b"|")
-    return digest.hexdigest()
 
 
 def cache_key(parts: Iterable[object]) -> str:

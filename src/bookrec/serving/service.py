@@ -20,7 +20,7 @@ from bookrec.interactions.repository import ReaderActivity
 from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
 from bookrec.recsys.data import Filters, ReaderHistory
 from bookrec.serving.books import BookCards
-from bookrec.serving.cache import RecommendationCache, cache_key, fingerprint
+from bookrec.serving.cache import RecommendationCache, cache_key
 from bookrec.serving.engine import LoadedModel
 from bookrec.serving.schemas import RecommendationList, RecommendedBook
 
@@ -133,25 +133,21 @@ def list_body(
     cache: RecommendationCache,
     request: ListRequest,
     resolve_filters: Callable[[FilterRequest], Filters],
-    activity: ReaderActivity | None,
+    reader: tuple[int, str] | None = None,
+    load_activity: Callable[[], ReaderActivity | None] = lambda: None,
 ) -> tuple[bytes, bool]:
-    """The JSON body of a list and whether it came from the cache."""
+    """The JSON body of a list and whether it came from the cache.
+
+    `reader` is (reader id, activity stamp): the stamp changes with every rating, un-rating
+    or shelving, so it keys the cache; the activity itself is read only to build a list.
+    """
     request.filters.check()
-    key = cache_key(
-        (
-            loaded.version,
-            request.strategy,
-            request.digest(),
-            activity.reader_id if activity else "-",
-            fingerprint(activity.history.book_ids, activity.history.ratings, activity.shelf)
-            if activity
-            else "-",
-        )
-    )
+    key = cache_key((loaded.version, request.strategy, request.digest(), *(reader or ("-", "-"))))
     body = cache.get(key)
     if body is not None:
         return body, True
     filters = None if request.filters == FilterRequest() else resolve_filters(request.filters)
+    activity = load_activity() if reader is not None else None
     body = build_list(loaded, cards, request, filters, activity).model_dump_json().encode()
     cache.put(key, body)
     return body, False

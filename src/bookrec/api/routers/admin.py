@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from bookrec.accounts import api_keys
 from bookrec.accounts.api_key_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from bookrec.api import access
-from bookrec.api.deps import OriginDep, PageDep, SessionDep, StateDep
+from bookrec.api.deps import AuthenticatorDep, OriginDep, PageDep, SessionDep, StateDep
 from bookrec.api.schemas import Page, Problem
 from bookrec.db import stats
 
@@ -69,13 +69,19 @@ def list_api_keys(session: SessionDep, page: PageDep) -> Page[ApiKeyOut]:
 @router.delete(
     "/api-keys/{key_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Revoke an API key: it stops working at once",
+    summary="Revoke an API key: it stops working at once on this worker, within"
+    " BOOKREC_API_KEY_CACHE_SECONDS (10 s) on the others",
     responses={404: PROBLEM},
 )
 def revoke_api_key(
-    session: SessionDep, admin: access.Admin, origin: OriginDep, key_id: KeyId
+    session: SessionDep,
+    admin: access.Admin,
+    origin: OriginDep,
+    auth: AuthenticatorDep,
+    key_id: KeyId,
 ) -> Response:
     api_keys.revoke(session, key_id, actor_user_id=admin.user_id, origin=origin)
+    auth.verified_keys.clear()  # at once in this worker; others within the cache's seconds
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -19,7 +19,6 @@ from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.schemas import MAX_K, Problem
 from bookrec.errors import NotFound
 from bookrec.interactions import repository as interactions
-from bookrec.interactions.repository import ReaderActivity
 from bookrec.serving.engine import LoadedModel, ServingEngine
 from bookrec.serving.schemas import RecommendationList, RecommendedBook
 from bookrec.serving.service import FilterRequest, ListRequest, Strategy, build_list, list_body
@@ -87,15 +86,18 @@ def _answer(
     serving: ServingEngine,
     loaded: LoadedModel,
     request: ListRequest,
-    activity: ReaderActivity | None,
+    reader: tuple[int, str] | None = None,
 ) -> Response:
+    """A list for everyone (no reader) or for one reader: (reader id, activity stamp)."""
+    connection = session.connection()
     body, cached = list_body(
         loaded,
         serving.cards.cards,
         serving.cache,
         request,
         lambda filters: filters.resolve(session),
-        activity,
+        reader,
+        lambda: interactions.activity_of(connection, reader_id=reader[0]) if reader else None,
     )
     return list_response(body, loaded, cached)
 
@@ -114,8 +116,7 @@ def popular(
     k: KQuery = 10,
     explain: ExplainQuery = False,
 ) -> Response:
-    request = ListRequest("popular", k, filters, explain)
-    return _answer(session, serving, loaded, request, None)
+    return _answer(session, serving, loaded, ListRequest("popular", k, filters, explain))
 
 
 @router.get(
@@ -132,8 +133,7 @@ def trending(
     k: KQuery = 10,
     explain: ExplainQuery = False,
 ) -> Response:
-    request = ListRequest("trending", k, filters, explain)
-    return _answer(session, serving, loaded, request, None)
+    return _answer(session, serving, loaded, ListRequest("trending", k, filters, explain))
 
 
 @router.get(
@@ -156,9 +156,9 @@ def for_me(
     explain: ExplainQuery = False,
     diversity: DiversityQuery = 0.0,
 ) -> Response:
-    activity = interactions.activity_of(session.connection(), reader_id=user.reader_id)
+    reader = interactions.activity_stamp(session.connection(), reader_id=user.reader_id)
     request = ListRequest(strategy, k, filters, explain, diversity)
-    return _answer(session, serving, loaded, request, activity)
+    return _answer(session, serving, loaded, request, reader)
 
 
 @router.get(
@@ -182,11 +182,11 @@ def for_user(
     explain: ExplainQuery = False,
     diversity: DiversityQuery = 0.0,
 ) -> Response:
-    activity = interactions.activity_of(session.connection(), external_id=user_id)
-    if activity is None:
+    reader = interactions.activity_stamp(session.connection(), external_id=user_id)
+    if reader is None:
         raise NotFound("user", user_id)
     request = ListRequest("personal", k, filters, explain, diversity)
-    return _answer(session, serving, loaded, request, activity)
+    return _answer(session, serving, loaded, request, reader)
 
 
 class BatchRequest(BaseModel):
