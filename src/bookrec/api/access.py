@@ -15,13 +15,14 @@ credentials that do not allow the operation give 403.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends
 from fastapi.params import Depends as DependsParam
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from bookrec.accounts import api_keys
 from bookrec.accounts import service as accounts
@@ -30,9 +31,10 @@ from bookrec.api.deps import (
     AuthenticatorDep,
     CurrentAdmin,
     CurrentUser,
-    SessionDep,
+    StateDep,
     get_current_admin,
 )
+from bookrec.api.state import AppState
 from bookrec.errors import Forbidden, Unauthorized
 
 RECOMMENDATIONS_READ = "recommendations:read"
@@ -61,29 +63,45 @@ class Principal:
     user: User | None = None
 
 
-def api_key_or_admin(scope: str) -> Callable[..., Principal]:
-    """A dependency admitting an `X-API-Key` carrying `scope`, or an admin's bearer token."""
+def api_key_or_admin(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting an `X-API-Key` carrying `scope`, or an admin's bearer token.
 
-    def principal(
-        session: SessionDep,
+    A key this worker verified lately is accepted from memory on the event loop; anything
+    that needs the database is checked in the thread pool, in a transaction of its own.
+    """
+
+    async def principal(
+        state: StateDep,
         auth: AuthenticatorDep,
         api_key: Annotated[str | None, Depends(_api_key_header)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if api_key is not None:
-            key = api_keys.authenticate(session, api_key, scope, auth.verified_keys)
+            key = api_keys.recently_verified(api_key, scope, auth.verified_keys)
+            if key is None:
+                key = await run_in_threadpool(_verify_key, state, api_key, scope)
             return Principal(kind="api_key", key_id=key.key_id)
         if credentials is None:
             raise Unauthorized(
                 "send `X-API-Key: <key>` or an admin's `Authorization: Bearer <access token>`",
                 challenge=api_keys.API_KEY_CHALLENGE,
             )
-        caller = accounts.current_user(session, auth, credentials.credentials)
-        if caller.user.role != "admin":
+        user = await run_in_threadpool(_bearer_user, state, credentials.credentials)
+        if user.role != "admin":
             raise Forbidden(f"this needs an API key with scope {scope!r} or an admin account")
-        return Principal(kind="admin", user=caller.user)
+        return Principal(kind="admin", user=user)
 
     return principal
+
+
+def _verify_key(state: AppState, secret: str, scope: str) -> api_keys.VerifiedKey:
+    with state.sessions.begin() as session:
+        return api_keys.authenticate(session, secret, scope, state.auth.verified_keys)
+
+
+def _bearer_user(state: AppState, token: str) -> User:
+    with state.sessions() as session:
+        return accounts.current_user(session, state.auth, token).user
 
 
 #: An app's backend asking for recommendations on behalf of its reader (or an admin).

@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tune_worker_process()
         # scoring is CPU work: more threads than this only queue for the same cores
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
-        engine = make_engine(settings.sqlalchemy_url)
+        # every handler thread (and the refresher) keeps a connection: none is opened per request
+        engine = make_engine(settings.sqlalchemy_url, pool_size=settings.worker_threads + 2)
         serving = ServingEngine.of(settings, engine)
         serving.start()
         app.state.bookrec = AppState(

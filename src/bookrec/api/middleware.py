@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import secrets
 import time
-import uuid
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -32,6 +33,15 @@ HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomai
 NO_STORE_HEADER = (b"cache-control", b"no-store")
 
 
+_ID_PREFIX = secrets.token_hex(10)  # per process: ids from different workers never collide
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """32 hex digits, unique per process and request (a uuid4 costs a system call each)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
+
+
 class RequestContextMiddleware:
     """Give every request an id (or keep a sane incoming X-Request-ID), log it, time it.
 
@@ -54,7 +64,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SAFE_ID.match(incoming) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

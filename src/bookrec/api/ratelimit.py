@@ -19,6 +19,7 @@ from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
+from starlette.concurrency import run_in_threadpool
 
 from bookrec.accounts.service import normalise_email
 from bookrec.accounts.tokens import decode_access_token
@@ -94,6 +95,11 @@ class RateLimiter:
                 client.close()
 
     @property
+    def may_block(self) -> bool:
+        """Whether a hit may wait on the network (Redis is configured, up or not)."""
+        return self._redis is not None
+
+    @property
     def using_redis(self) -> bool:
         return self._redis is not None and self._redis_down_since is None
 
@@ -163,12 +169,13 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def general_limit(request: Request) -> None:
+async def general_limit(request: Request) -> None:
     """Per client: the user of a valid access token, else the IP address.
 
     An API key is not verified here (that needs the database), so it cannot name its own
     bucket: a caller sending made-up keys would get a fresh allowance with each one. Key
-    holders are counted by address like anonymous callers.
+    holders are counted by address like anonymous callers. Counting in memory happens on the
+    event loop; counting in Redis (network I/O) in the thread pool.
     """
     if request.url.path.startswith("/health"):
         return
@@ -181,7 +188,11 @@ def general_limit(request: Request) -> None:
             identity = f"user:{decode_access_token(state.auth.tokens, token.strip()).user_id}"
         except BookrecError:
             identity = None
-    limiter.hit(limiter.limits.general, "general", identity or f"ip:{_client_ip(request)}")
+    who = identity or f"ip:{_client_ip(request)}"
+    if limiter.may_block:
+        await run_in_threadpool(limiter.hit, limiter.limits.general, "general", who)
+    else:
+        limiter.hit(limiter.limits.general, "general", who)
 
 
 def login_ip_limit(request: Request) -> None:

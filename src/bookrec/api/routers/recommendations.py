@@ -12,14 +12,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from bookrec.api import access
-from bookrec.api.deps import KQuery, ModelDep, ServingDep, SessionDep
+from bookrec.api.deps import KQuery, ModelDep, ServingDep, SessionDep, StateDep
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.schemas import MAX_K, Problem
+from bookrec.api.state import AppState
 from bookrec.errors import NotFound
 from bookrec.interactions import repository as interactions
-from bookrec.serving.engine import LoadedModel, ServingEngine
+from bookrec.serving.engine import LoadedModel
 from bookrec.serving.schemas import RecommendationList, RecommendedBook
 from bookrec.serving.service import FilterRequest, ListRequest, Strategy, build_list, list_body
 
@@ -82,23 +84,37 @@ def list_response(body: bytes, loaded: LoadedModel, cached: bool) -> Response:
 
 
 def _answer(
-    session: Session,
-    serving: ServingEngine,
+    state: AppState,
     loaded: LoadedModel,
     request: ListRequest,
-    reader: tuple[int, str] | None = None,
+    *,
+    reader_id: int | None = None,
+    external_id: int | None = None,
 ) -> Response:
-    """A list for everyone (no reader) or for one reader: (reader id, activity stamp)."""
-    connection = session.connection()
-    body, cached = list_body(
-        loaded,
-        serving.cards.cards,
-        serving.cache,
-        request,
-        lambda filters: filters.resolve(session),
-        reader,
-        lambda: interactions.activity_of(connection, reader_id=reader[0]) if reader else None,
-    )
+    """A list for everyone, or for one reader (by reader id or data set user id).
+
+    Runs in the thread pool with a connection of its own: one query finds the reader and
+    stamps their activity (the cache key); only a cache miss reads the activity and scores.
+    """
+    serving = state.serving
+    with state.engine.connect() as connection:
+        reader = None
+        if reader_id is not None or external_id is not None:
+            reader = interactions.activity_stamp(
+                connection, reader_id=reader_id, external_id=external_id
+            )
+            if reader is None:
+                raise NotFound("user", external_id if external_id is not None else reader_id)
+        known = reader
+        body, cached = list_body(
+            loaded,
+            serving.cards.cards,
+            serving.cache,
+            request,
+            lambda filters: filters.resolve(Session(bind=connection)),
+            reader,
+            lambda: interactions.activity_of(connection, reader_id=known[0]) if known else None,
+        )
     return list_response(body, loaded, cached)
 
 
@@ -108,15 +124,15 @@ def _answer(
     response_model=RecommendationList,
     responses=LIST_RESPONSES,
 )
-def popular(
-    session: SessionDep,
-    serving: ServingDep,
+async def popular(
+    state: StateDep,
     loaded: ModelDep,
     filters: FilterDep,
     k: KQuery = 10,
     explain: ExplainQuery = False,
 ) -> Response:
-    return _answer(session, serving, loaded, ListRequest("popular", k, filters, explain))
+    request = ListRequest("popular", k, filters, explain)
+    return await run_in_threadpool(_answer, state, loaded, request)
 
 
 @router.get(
@@ -125,15 +141,15 @@ def popular(
     response_model=RecommendationList,
     responses=LIST_RESPONSES,
 )
-def trending(
-    session: SessionDep,
-    serving: ServingDep,
+async def trending(
+    state: StateDep,
     loaded: ModelDep,
     filters: FilterDep,
     k: KQuery = 10,
     explain: ExplainQuery = False,
 ) -> Response:
-    return _answer(session, serving, loaded, ListRequest("trending", k, filters, explain))
+    request = ListRequest("trending", k, filters, explain)
+    return await run_in_threadpool(_answer, state, loaded, request)
 
 
 @router.get(
@@ -142,10 +158,9 @@ def trending(
     response_model=RecommendationList,
     responses={**LIST_RESPONSES, **UNAUTHORIZED},
 )
-def for_me(
+async def for_me(
     user: access.Reader,
-    session: SessionDep,
-    serving: ServingDep,
+    state: StateDep,
     loaded: ModelDep,
     filters: FilterDep,
     k: KQuery = 10,
@@ -156,9 +171,8 @@ def for_me(
     explain: ExplainQuery = False,
     diversity: DiversityQuery = 0.0,
 ) -> Response:
-    reader = interactions.activity_stamp(session.connection(), reader_id=user.reader_id)
     request = ListRequest(strategy, k, filters, explain, diversity)
-    return _answer(session, serving, loaded, request, reader)
+    return await run_in_threadpool(_answer, state, loaded, request, reader_id=user.reader_id)
 
 
 @router.get(
@@ -171,10 +185,9 @@ def for_me(
         404: {**PROBLEM, "description": "No reader with this user id"},
     },
 )
-def for_user(
+async def for_user(
     principal: access.Backend,
-    session: SessionDep,
-    serving: ServingDep,
+    state: StateDep,
     loaded: ModelDep,
     filters: FilterDep,
     user_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The data set's user id")],
@@ -182,11 +195,8 @@ def for_user(
     explain: ExplainQuery = False,
     diversity: DiversityQuery = 0.0,
 ) -> Response:
-    reader = interactions.activity_stamp(session.connection(), external_id=user_id)
-    if reader is None:
-        raise NotFound("user", user_id)
     request = ListRequest("personal", k, filters, explain, diversity)
-    return _answer(session, serving, loaded, request, reader)
+    return await run_in_threadpool(_answer, state, loaded, request, external_id=user_id)
 
 
 class BatchRequest(BaseModel):
