@@ -42,6 +42,8 @@ MOVIELENS ?= ../shared/data/movielens-small
 bench: install ## benchmarks (ratios against floors measured in the same run); results in docs/benchmarks.md
 	$(VENV)/bin/python -m benchmarks.import_bench --repeats 4
 	$(VENV)/bin/python -m benchmarks.train_bench --repeats 2
+	@if command -v wrk >/dev/null; then $(VENV)/bin/python -m benchmarks.serve_bench; \
+	else echo "serving benchmark skipped: wrk is not installed (apt-get install wrk)"; fi
 	@if [ -f "$(MOVIELENS)/ratings.csv" ]; then \
 		$(VENV)/bin/python -m benchmarks.quality_bench "$(MOVIELENS)"; \
 	else echo "quality benchmark skipped: no $(MOVIELENS)/ratings.csv (set MOVIELENS=DIR)"; fi

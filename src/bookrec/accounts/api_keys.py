@@ -162,27 +162,35 @@ class VerifiedKeys:
                 self._cache.clear()
 
 
+def recently_verified(secret: str, scope: str, verified: VerifiedKeys) -> VerifiedKey | None:
+    """The key behind `secret` if this worker verified it lately (no I/O); None if it must be
+    looked up. Malformed secrets are refused here already, missing scopes too."""
+    if not secret.startswith(KEY_MARKER) or len(secret) > 128:
+        raise Unauthorized("this API key is not valid", challenge=API_KEY_CHALLENGE)
+    found = verified.get(hash_key(secret))
+    if found is not None and scope not in found.scopes:
+        raise Forbidden(f"this API key lacks the scope {scope!r}")
+    return found
+
+
 def authenticate(
     session: Session, secret: str, scope: str, verified: VerifiedKeys | None = None
 ) -> VerifiedKey:
     """The live key behind `secret` if it has `scope`: 401 if unknown or revoked, else 403."""
-    if not secret.startswith(KEY_MARKER) or len(secret) > 128:
-        raise Unauthorized("this API key is not valid", challenge=API_KEY_CHALLENGE)
+    verified = verified or VerifiedKeys(0)
+    found = recently_verified(secret, scope, verified)
+    if found is not None:
+        return found
     digest = hash_key(secret)
-    found = verified.get(digest) if verified is not None else None
-    if found is None:
-        key = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
-        if key is None or key.revoked_at is not None:
-            raise Unauthorized(
-                "this API key is not valid or was revoked", challenge=API_KEY_CHALLENGE
-            )
-        now = utcnow()
-        # at most one write a minute per key: a busy backend must not turn reads into writes
-        if key.last_used_at is None or _aware(key.last_used_at) < now - LAST_USED_RESOLUTION:
-            key.last_used_at = now
-        found = VerifiedKey(key.key_id, tuple(key.scopes))
-        if verified is not None:
-            verified.put(digest, found)
+    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("this API key is not valid or was revoked", challenge=API_KEY_CHALLENGE)
+    now = utcnow()
+    # at most one write a minute per key: a busy backend must not turn reads into writes
+    if key.last_used_at is None or _aware(key.last_used_at) < now - LAST_USED_RESOLUTION:
+        key.last_used_at = now
+    found = VerifiedKey(key.key_id, tuple(key.scopes))
+    verified.put(digest, found)
     if scope not in found.scopes:
         raise Forbidden(f"this API key lacks the scope {scope!r}")
     return found
