@@ -59,7 +59,7 @@ def test_post_train_queues_a_job_the_embedded_worker_runs(
     assert done["status"] == "succeeded", done
     assert done["progress"] == 100.0
     assert done["result"]["promoted"] is True
-    assert done["result"]["version"] != before
+    assert str(done["result"]["version"]) != before
     assert registry.active_version() == str(done["result"]["version"])
 
 

@@ -48,7 +48,7 @@ def test_a_job_runs_from_queued_to_succeeded(imported: Engine, settings: Setting
     assert done.progress == 100.0
     assert done.error is None
     assert done.result == {
-        "version": outcome.version.version,
+        "version": int(outcome.version.version),
         "promoted": True,
         "gate": outcome.gate,
     }

@@ -156,7 +156,7 @@ def execute(
         raise
     reporter.stop()
     result = {
-        "version": outcome.version.version,
+        "version": int(outcome.version.version),
         "promoted": outcome.promoted,
         "gate": outcome.gate,
     }

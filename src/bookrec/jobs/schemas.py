@@ -38,7 +38,7 @@ class JobOut(BaseModel):
     error: str | None
     request: dict[str, Any]
     result: dict[str, Any] | None = Field(
-        description="On success: the version trained, whether it was promoted, the gate"
+        description="On success: the version number trained, whether it was promoted, the gate"
     )
     trigger: Literal["api", "cli", "schedule"]
     requested_by: str | None
