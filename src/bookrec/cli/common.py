@@ -28,13 +28,19 @@ R = TypeVar("R")
 
 
 def settings() -> Settings:
+    """The settings, and logging set up from them (log lines go to stderr, never stdout,
+    so `--json` output and CSV written to stdout stay parseable)."""
+    from bookrec.observability.logging import configure_logging
+
     try:
-        return load_settings()
+        config = load_settings()
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         fail(f"bad setting: {problems}")
+    configure_logging(config.log_level, config.log_format)
+    return config
 
 
 def engine(config: Settings | None = None) -> Engine:
