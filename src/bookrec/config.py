@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         validation_alias="BOOKREC_WORKER_THREADS",
         description="threads per API worker running request handlers (scoring, queries)",
     )
+    precompute_k: int = Field(
+        50,
+        ge=0,
+        le=500,
+        validation_alias="BOOKREC_PRECOMPUTE_K",
+        description="training stores each reader's top K; a reader whose activity has not"
+        " changed since is answered from it without scoring (0: score every list live)",
+    )
     cache_size: int = Field(
         20_000,
         ge=0,

@@ -205,3 +205,19 @@ def test_backend_asks_for_a_data_set_reader_with_an_api_key(
     again = client.get("/api/v1/recommendations/users/1", params={"k": 5}, headers=headers)
     assert again.headers["x-cache"] == "hit"
     assert client.get("/api/v1/recommendations/users/999999", headers=headers).status_code == 404
+
+
+def test_precomputed_lists_match_live_scoring_until_the_reader_acts(
+    client: TestClient, engine: Engine
+) -> None:
+    with Session(engine) as session, session.begin():
+        secret = api_keys.create(session, "app", [RECOMMENDATIONS_READ], actor_user_id=None).secret
+    headers = {"X-API-Key": secret}
+    url = "/api/v1/recommendations/users/2"
+    stored = client.get(url, params={"k": 10}, headers=headers)
+    assert stored.headers["x-cache"] == "precomputed"
+    live = client.get(url, params={"k": 10, "explain": True}, headers=headers)  # scored now
+    assert live.headers["x-cache"] == "miss"
+    assert ids(stored.json()) == ids(live.json())
+    scores = [item["score"] for item in stored.json()["items"]]
+    assert scores == pytest.approx([item["score"] for item in live.json()["items"]], abs=1e-4)

@@ -93,7 +93,7 @@ def test_train_hybrid_registers_a_complete_active_version(
     assert info["params"]["components"]["als"] == {"factors": 8, "iterations": 3}
     assert {"load", "fit", "evaluate", "save", "total"} <= set(info["timings"])
     assert info["metrics"]["ndcg@10"] is not None
-    assert set(info["artifacts"]) == {"model", "popular", "trending"}
+    assert set(info["artifacts"]) == {"model", "popular", "trending", "lists"}
     for name, files in info["artifacts"].items():
         assert files, name
         for file_name, digest in files.items():

@@ -29,6 +29,7 @@ from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.popularity import PopularityRecommender
 from bookrec.serving.books import BookCards
 from bookrec.serving.cache import RecommendationCache, redis_client
+from bookrec.serving.precomputed import PrecomputedLists
 from bookrec.training.registry import ModelVersion, Registry, redis_notifier
 
 log = structlog.get_logger(__name__)
@@ -43,6 +44,8 @@ class LoadedModel:
     trending: PopularityRecommender
     #: why this worker serves something less than the version's full model (None: it does not)
     degraded: str | None = None
+    #: every reader's list as of training (None: the version has none)
+    precomputed: PrecomputedLists | None = None
 
     @property
     def algo(self) -> str:
@@ -59,7 +62,11 @@ def load_version(version: ModelVersion) -> LoadedModel:
             model = algorithms.load(version.algo, version.path / "model")
         except ValueError as exc:
             raise ArtifactError(str(exc)) from None
-    return LoadedModel(version.version, version.info, model, popular, trending)
+    lists = version.path / "lists"
+    precomputed = PrecomputedLists.load(lists) if lists.is_dir() else None
+    return LoadedModel(
+        version.version, version.info, model, popular, trending, precomputed=precomputed
+    )
 
 
 def load_popularity_only(version: ModelVersion, reason: str) -> LoadedModel:

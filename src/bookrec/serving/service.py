@@ -70,6 +70,15 @@ class ListRequest:
     explain: bool = False
     diversity: float = 0.0
 
+    def is_plain(self) -> bool:
+        """The model's own list, unfiltered and unexplained: what training precomputes."""
+        return (
+            self.strategy == "personal"
+            and self.filters == FilterRequest()
+            and not self.explain
+            and self.diversity == 0
+        )
+
     def digest(self) -> str:
         return hashlib.blake2b(repr(self).encode(), digest_size=8).hexdigest()
 
@@ -135,22 +144,34 @@ def list_body(
     resolve_filters: Callable[[FilterRequest], Filters],
     reader: tuple[int, str] | None = None,
     load_activity: Callable[[], ReaderActivity | None] = lambda: None,
-) -> tuple[bytes, bool]:
-    """The JSON body of a list and whether it came from the cache.
+) -> tuple[bytes, str]:
+    """The JSON body of a list, and where it came from: "hit" (the cache), "precomputed"
+    (the version's list for this reader, whose activity has not changed since training) or
+    "miss" (scored now).
 
     `reader` is (reader id, activity stamp): the stamp changes with every rating, un-rating
-    or shelving, so it keys the cache; the activity itself is read only to build a list.
+    or shelving, so it keys the cache; the activity itself is read only to score a list.
     """
     request.filters.check()
     key = cache_key((loaded.version, request.strategy, request.digest(), *(reader or ("-", "-"))))
     body = cache.get(key)
     if body is not None:
-        return body, True
+        return body, "hit"
+    if reader is not None and loaded.precomputed is not None and request.is_plain():
+        picks = loaded.precomputed.lookup(*reader, request.k + 5)
+        if picks is not None:
+            items = describe(cards, loaded.model, picks, ReaderHistory.empty(), False)
+            listing = RecommendationList(
+                strategy=request.strategy, model_version=loaded.version, items=items[: request.k]
+            )
+            body = listing.model_dump_json().encode()
+            cache.put(key, body)
+            return body, "precomputed"
     filters = None if request.filters == FilterRequest() else resolve_filters(request.filters)
     activity = load_activity() if reader is not None else None
     body = build_list(loaded, cards, request, filters, activity).model_dump_json().encode()
     cache.put(key, body)
-    return body, False
+    return body, "miss"
 
 
 def similar_body(
@@ -161,18 +182,18 @@ def similar_body(
     k: int,
     filters: FilterRequest,
     resolve_filters: Callable[[FilterRequest], Filters],
-) -> tuple[bytes, bool]:
+) -> tuple[bytes, str]:
     """Books like `book_id` by the active model, as a JSON body (cached like lists)."""
     filters.check()
     request_digest = hashlib.blake2b(repr((k, filters)).encode(), digest_size=8).hexdigest()
     key = cache_key((loaded.version, "similar", book_id, request_digest))
     body = cache.get(key)
     if body is not None:
-        return body, True
+        return body, "hit"
     resolved = None if filters == FilterRequest() else resolve_filters(filters)
     picks = loaded.model.similar(book_id, k + 5, filters=resolved)
     items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
     listing = RecommendationList(strategy="similar", model_version=loaded.version, items=items)
     body = listing.model_dump_json().encode()
     cache.put(key, body)
-    return body, False
+    return body, "miss"

@@ -15,6 +15,7 @@ from bookrec.interactions.models import Dataset
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.popularity import PopularityConfig, PopularityRecommender
 from bookrec.training import gate as evaluation_gate
+from bookrec.training import precompute
 from bookrec.training.dataset import load_snapshot
 from bookrec.training.registry import ModelVersion, Registry
 from bookrec.training.tuned import TunedParams
@@ -83,6 +84,9 @@ def train(
     started = time.perf_counter()
     report("loading data", 0.0)
     with engine.connect() as connection:
+        # stamps first: a write landing before the ratings are read makes its reader's
+        # stamp older than its precomputed list, so that reader is scored live
+        stamped = precompute.activity_stamps(connection) if settings.precompute_k else None
         snapshot = load_snapshot(connection)
         dataset_ids = list(connection.execute(select(Dataset.dataset_id)).scalars())
     if len(snapshot.interactions) == 0:
@@ -106,6 +110,17 @@ def train(
     try:
         if algo != "popularity":
             model.save(staging / "model")
+        if stamped is not None:
+            report("precomputing every reader's list", 75.0)
+            with engine.connect() as connection:
+                precompute.write_lists(
+                    staging / "lists",
+                    model,
+                    snapshot.interactions,
+                    connection,
+                    *stamped,
+                    k=settings.precompute_k,
+                )
         for name, mode in (("popular", "all_time"), ("trending", "trending")):
             if algo == "popularity" and mode == "all_time":
                 fallback: Any = model

@@ -71,7 +71,7 @@ def similar_books(
     cards = serving.cards.cards
     if cards.get(book_id) is None and not service.book_exists(session, book_id):
         raise NotFound("book", book_id)
-    body, cached = similar_body(
+    body, source = similar_body(
         loaded,
         cards,
         serving.cache,
@@ -80,7 +80,7 @@ def similar_books(
         filters,
         lambda wanted: wanted.resolve(session),
     )
-    return list_response(body, loaded, cached)
+    return list_response(body, loaded, source)
 
 
 @router.get("/tags", summary="Tags, most used first")

@@ -74,12 +74,13 @@ MAX_BATCH = 100
 DatasetUserId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
-def list_response(body: bytes, loaded: LoadedModel, cached: bool) -> Response:
-    """A finished list as JSON, with the model version that made it and whether it was cached."""
+def list_response(body: bytes, loaded: LoadedModel, source: str) -> Response:
+    """A finished list as JSON, with the model version that made it and where it came from
+    (`X-Cache`: hit, precomputed or miss)."""
     return Response(
         content=body,
         media_type="application/json",
-        headers={"X-Model-Version": loaded.version, "X-Cache": "hit" if cached else "miss"},
+        headers={"X-Model-Version": loaded.version, "X-Cache": source},
     )
 
 
@@ -106,7 +107,7 @@ def _answer(
             if reader is None:
                 raise NotFound("user", external_id if external_id is not None else reader_id)
         known = reader
-        body, cached = list_body(
+        body, source = list_body(
             loaded,
             serving.cards.cards,
             serving.cache,
@@ -115,7 +116,7 @@ def _answer(
             reader,
             lambda: interactions.activity_of(connection, reader_id=known[0]) if known else None,
         )
-    return list_response(body, loaded, cached)
+    return list_response(body, loaded, source)
 
 
 @router.get(
