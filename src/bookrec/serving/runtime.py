@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import sys
 
 import structlog
 
@@ -21,6 +22,7 @@ M_MMAP_THRESHOLD = -3  # glibc mallopt parameters (malloc.h)
 M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 256 * 1024
 ARENAS = 2
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def tune_worker_process() -> None:
@@ -28,6 +30,8 @@ def tune_worker_process() -> None:
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     threadpool_limits(limits=1, user_api="blas")
+    # a thread back from a query waits for the GIL at most this long (the default is 5 ms)
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     name = ctypes.util.find_library("c")
     if name is None:
         return

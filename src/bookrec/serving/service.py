@@ -136,27 +136,24 @@ def build_list(
     return RecommendationList(strategy=request.strategy, model_version=loaded.version, items=items)
 
 
-def list_body(
+def ready_list(
     loaded: LoadedModel,
     cards: BookCards,
     cache: RecommendationCache,
     request: ListRequest,
-    resolve_filters: Callable[[FilterRequest], Filters],
     reader: tuple[int, str] | None = None,
-    load_activity: Callable[[], ReaderActivity | None] = lambda: None,
-) -> tuple[bytes, str]:
-    """The JSON body of a list, and where it came from: "hit" (the cache), "precomputed"
-    (the version's list for this reader, whose activity has not changed since training) or
-    "miss" (scored now).
+) -> tuple[str, bytes | None, str]:
+    """(cache key, body, source) for a list that needs no scoring, else (key, None, "miss").
 
-    `reader` is (reader id, activity stamp): the stamp changes with every rating, un-rating
-    or shelving, so it keys the cache; the activity itself is read only to score a list.
+    Sources: "hit" (the cache) or "precomputed" (the version's list for a reader whose
+    activity has not changed since training). `reader` is (reader id, activity stamp): the
+    stamp changes with every rating, un-rating or shelving, so it is part of the key.
     """
     request.filters.check()
     key = cache_key((loaded.version, request.strategy, request.digest(), *(reader or ("-", "-"))))
     body = cache.get(key)
     if body is not None:
-        return body, "hit"
+        return key, body, "hit"
     if reader is not None and loaded.precomputed is not None and request.is_plain():
         picks = loaded.precomputed.lookup(*reader, request.k + 5)
         if picks is not None:
@@ -166,12 +163,23 @@ def list_body(
             )
             body = listing.model_dump_json().encode()
             cache.put(key, body)
-            return body, "precomputed"
-    filters = None if request.filters == FilterRequest() else resolve_filters(request.filters)
-    activity = load_activity() if reader is not None else None
+            return key, body, "precomputed"
+    return key, None, "miss"
+
+
+def scored_list(
+    loaded: LoadedModel,
+    cards: BookCards,
+    cache: RecommendationCache,
+    key: str,
+    request: ListRequest,
+    filters: Filters | None,
+    activity: ReaderActivity | None,
+) -> bytes:
+    """Score, describe and cache a list (CPU work: callers run it in the thread pool)."""
     body = build_list(loaded, cards, request, filters, activity).model_dump_json().encode()
     cache.put(key, body)
-    return body, "miss"
+    return body
 
 
 def similar_body(

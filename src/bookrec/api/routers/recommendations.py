@@ -7,6 +7,7 @@ thread pool (these handlers are plain functions), and finished lists are cached.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -23,7 +24,14 @@ from bookrec.errors import NotFound
 from bookrec.interactions import repository as interactions
 from bookrec.serving.engine import LoadedModel
 from bookrec.serving.schemas import RecommendationList, RecommendedBook
-from bookrec.serving.service import FilterRequest, ListRequest, Strategy, build_list, list_body
+from bookrec.serving.service import (
+    FilterRequest,
+    ListRequest,
+    Strategy,
+    build_list,
+    ready_list,
+    scored_list,
+)
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
@@ -84,7 +92,55 @@ def list_response(body: bytes, loaded: LoadedModel, source: str) -> Response:
     )
 
 
-def _answer(
+@dataclass(frozen=True)
+class _Found:
+    key: str
+    body: bytes | None
+    source: str
+    reader: tuple[int, str] | None
+
+
+def _look_up(
+    state: AppState,
+    loaded: LoadedModel,
+    request: ListRequest,
+    reader_id: int | None,
+    external_id: int | None,
+) -> _Found:
+    """Find the reader (one query: id and activity stamp), then a list needing no scoring."""
+    reader = None
+    if reader_id is not None or external_id is not None:
+        with state.engine.connect() as connection:
+            reader = interactions.activity_stamp(
+                connection, reader_id=reader_id, external_id=external_id
+            )
+        if reader is None:
+            raise NotFound("user", external_id if external_id is not None else reader_id)
+    serving = state.serving
+    key, body, source = ready_list(loaded, serving.cards.cards, serving.cache, request, reader)
+    return _Found(key, body, source, reader)
+
+
+def _score(state: AppState, loaded: LoadedModel, request: ListRequest, found: _Found) -> bytes:
+    """Read the reader's activity and score their list (runs in the thread pool)."""
+    with state.engine.connect() as connection:
+        filters = (
+            None
+            if request.filters == FilterRequest()
+            else request.filters.resolve(Session(bind=connection))
+        )
+        activity = (
+            interactions.activity_of(connection, reader_id=found.reader[0])
+            if found.reader is not None
+            else None
+        )
+        serving = state.serving
+        return scored_list(
+            loaded, serving.cards.cards, serving.cache, found.key, request, filters, activity
+        )
+
+
+async def _answer(
     state: AppState,
     loaded: LoadedModel,
     request: ListRequest,
@@ -94,29 +150,20 @@ def _answer(
 ) -> Response:
     """A list for everyone, or for one reader (by reader id or data set user id).
 
-    Runs in the thread pool with a connection of its own: one query finds the reader and
-    stamps their activity (the cache key); only a cache miss reads the activity and scores.
+    The look-up (one query, the cache, precomputed lists) runs on the event loop when the
+    database is SQLite: an in-process read of a few pages, tens of microseconds, where a hop
+    to the thread pool would cost more than the work. With PostgreSQL (a network round trip)
+    it runs in the thread pool. Scoring always does.
     """
-    serving = state.serving
-    with state.engine.connect() as connection:
-        reader = None
-        if reader_id is not None or external_id is not None:
-            reader = interactions.activity_stamp(
-                connection, reader_id=reader_id, external_id=external_id
-            )
-            if reader is None:
-                raise NotFound("user", external_id if external_id is not None else reader_id)
-        known = reader
-        body, source = list_body(
-            loaded,
-            serving.cards.cards,
-            serving.cache,
-            request,
-            lambda filters: filters.resolve(Session(bind=connection)),
-            reader,
-            lambda: interactions.activity_of(connection, reader_id=known[0]) if known else None,
-        )
-    return list_response(body, loaded, source)
+    arguments = (state, loaded, request, reader_id, external_id)
+    if state.engine.dialect.name == "sqlite":
+        found = _look_up(*arguments)
+    else:
+        found = await run_in_threadpool(_look_up, *arguments)
+    body = found.body
+    if body is None:
+        body = await run_in_threadpool(_score, state, loaded, request, found)
+    return list_response(body, loaded, found.source)
 
 
 @router.get(
@@ -133,7 +180,7 @@ async def popular(
     explain: ExplainQuery = False,
 ) -> Response:
     request = ListRequest("popular", k, filters, explain)
-    return await run_in_threadpool(_answer, state, loaded, request)
+    return await _answer(state, loaded, request)
 
 
 @router.get(
@@ -150,7 +197,7 @@ async def trending(
     explain: ExplainQuery = False,
 ) -> Response:
     request = ListRequest("trending", k, filters, explain)
-    return await run_in_threadpool(_answer, state, loaded, request)
+    return await _answer(state, loaded, request)
 
 
 @router.get(
@@ -173,7 +220,7 @@ async def for_me(
     diversity: DiversityQuery = 0.0,
 ) -> Response:
     request = ListRequest(strategy, k, filters, explain, diversity)
-    return await run_in_threadpool(_answer, state, loaded, request, reader_id=user.reader_id)
+    return await _answer(state, loaded, request, reader_id=user.reader_id)
 
 
 @router.get(
@@ -197,7 +244,7 @@ async def for_user(
     diversity: DiversityQuery = 0.0,
 ) -> Response:
     request = ListRequest("personal", k, filters, explain, diversity)
-    return await run_in_threadpool(_answer, state, loaded, request, external_id=user_id)
+    return await _answer(state, loaded, request, external_id=user_id)
 
 
 class BatchRequest(BaseModel):
