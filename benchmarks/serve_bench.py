@@ -19,7 +19,13 @@ floor, cold, floor, warm-up, floor, warm, floor, where
   reads the reader's activity, scores the whole catalogue and describes the list;
 - warm-up: requests over the first `--warm-users` user ids for `--warm-up` seconds (each
   worker caches what it answers);
-- warm: random readers among those users: the activity stamp query + a cache hit.
+- warm: random readers among those users: the activity stamp query + a cache hit;
+- scored (then a last floor): random readers with `explain=true`, which no precomputed list
+  answers: the reader's activity is read, the catalogue scored, reasons written, per request.
+
+Every answer says where it came from (`X-Cache`: hit, precomputed or miss = scored); the
+Lua script counts them. "cold" is the headline: random readers of the whole data set on a
+fresh server, what a shop's backend asking for its readers sees.
 
 Headline: throughput ratio = recommendations req/s / the mean of the floors measured just
 before and just after (the machine is shared: its load moves between runs).
@@ -64,23 +70,28 @@ function init(args)
   math.randomseed(os.time() * 1000 + seed)
   key = os.getenv("BOOKREC_BENCH_KEY")
   max_user = tonumber(os.getenv("BOOKREC_BENCH_USERS"))
-  hits, misses, bad = 0, 0, 0
+  query = os.getenv("BOOKREC_BENCH_QUERY")
+  hits, precomputed, misses, bad = 0, 0, 0, 0
 end
 function request()
   local uid = math.random(1, max_user)
-  return wrk.format("GET", "/api/v1/recommendations/users/" .. uid .. "?k=10",
+  return wrk.format("GET", "/api/v1/recommendations/users/" .. uid .. "?" .. query,
                     {["X-API-Key"] = key})
 end
 function response(status, headers, body)
   if status ~= 200 then bad = bad + 1 end
-  if headers["x-cache"] == "hit" then hits = hits + 1 else misses = misses + 1 end
+  local source = headers["x-cache"]
+  if source == "hit" then hits = hits + 1
+  elseif source == "precomputed" then precomputed = precomputed + 1
+  else misses = misses + 1 end
 end
 function done(summary, latency, requests)
-  local h, m, b = 0, 0, 0
+  local h, p, m, b = 0, 0, 0, 0
   for _, thread in ipairs(threads) do
-    h = h + thread:get("hits"); m = m + thread:get("misses"); b = b + thread:get("bad")
+    h = h + thread:get("hits"); p = p + thread:get("precomputed")
+    m = m + thread:get("misses"); b = b + thread:get("bad")
   end
-  io.write(string.format("BOOKREC hits=%d misses=%d bad=%d\n", h, m, b))
+  io.write(string.format("BOOKREC hits=%d precomputed=%d misses=%d bad=%d\n", h, p, m, b))
 end
 """
 
@@ -234,10 +245,15 @@ def wrk(
     result["socket_errors"] = errors.group(1).strip() if errors else "none"
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["non_2xx"] = int(non_2xx.group(1)) if non_2xx else 0
-    cache = re.search(r"BOOKREC hits=(\d+) misses=(\d+) bad=(\d+)", out)
+    cache = re.search(r"BOOKREC hits=(\d+) precomputed=(\d+) misses=(\d+) bad=(\d+)", out)
     if cache:
-        hits, misses, bad = (int(v) for v in cache.groups())
-        result["cache_hit_ratio"] = round(hits / max(hits + misses, 1), 4)
+        hits, precomputed, misses, bad = (int(v) for v in cache.groups())
+        answered = max(hits + precomputed + misses, 1)
+        result["answered_by"] = {
+            "cache": round(hits / answered, 4),
+            "precomputed": round(precomputed / answered, 4),
+            "scored": round(misses / answered, 4),
+        }
         result["non_200"] = bad
     return result
 
@@ -258,7 +274,12 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     key, readers = mint_key(env)
     script = workdir / "users.lua"
     script.write_text(LUA)
-    wrk_env = {**os.environ, "BOOKREC_BENCH_KEY": key, "BOOKREC_BENCH_USERS": str(readers)}
+    wrk_env = {
+        **os.environ,
+        "BOOKREC_BENCH_KEY": key,
+        "BOOKREC_BENCH_USERS": str(readers),
+        "BOOKREC_BENCH_QUERY": "k=10",
+    }
     base = f"http://127.0.0.1:{args.port}"
     runs: dict[str, Any] = {}
     server = Server(env, args.port, args.workers, logs)
@@ -276,6 +297,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         runs["floor_3"] = wrk(live, args, None, wrk_env, args.duration)
         runs["warm"] = wrk(base, args, script, warm_env, args.duration)
         runs["floor_4"] = wrk(live, args, None, wrk_env, args.duration)
+        scored_env = {**wrk_env, "BOOKREC_BENCH_QUERY": "k=10&explain=true"}
+        runs["scored"] = wrk(base, args, script, scored_env, args.duration)
+        runs["floor_5"] = wrk(live, args, None, wrk_env, args.duration)
         for name, run in runs.items():
             log(f"{name}: {run}")
     finally:
@@ -300,13 +324,14 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": {
             "cold": round(runs["cold"]["requests_per_s"] / floor("floor_1", "floor_2"), 3),
             "warm": round(runs["warm"]["requests_per_s"] / floor("floor_3", "floor_4"), 3),
+            "scored": round(runs["scored"]["requests_per_s"] / floor("floor_4", "floor_5"), 3),
         },
         "peak_memory_per_worker_mb": {
             str(pid): {k: round(v, 1) for k, v in peak.items()} for pid, peak in server.peak.items()
         },
         "seconds": round(time.perf_counter() - started, 1),
     }
-    errors = sum(runs[name].get("non_200", 0) for name in ("cold", "warm", "warm_up")) + sum(
+    errors = sum(run.get("non_200", 0) for run in runs.values()) + sum(
         runs[name]["non_2xx"] for name in runs
     )
     document["errors"] = errors
