@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends
+from fastapi import APIRouter, Depends
 from fastapi.params import Depends as DependsParam
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +34,7 @@ from bookrec.api.deps import (
     StateDep,
     get_current_admin,
 )
+from bookrec.api.schemas import PROBLEM
 from bookrec.api.state import AppState
 from bookrec.errors import Forbidden, Unauthorized
 
@@ -45,6 +46,18 @@ Reader = CurrentUser
 Admin = CurrentAdmin
 #: Router-level guard: every route of a router built with it needs an admin.
 ADMIN_ONLY: list[DependsParam] = [Depends(get_current_admin)]
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {**PROBLEM, "description": "Missing, invalid or expired credentials"},
+    403: {**PROBLEM, "description": "Not an admin account"},
+}
+
+
+def admin_router() -> APIRouter:
+    """A router under `/admin` whose every route needs an admin account."""
+    return APIRouter(
+        prefix="/admin", tags=["admin"], dependencies=ADMIN_ONLY, responses=ADMIN_RESPONSES
+    )
+
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key",

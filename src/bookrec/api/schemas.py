@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -29,3 +29,7 @@ class Problem(BaseModel):
     instance: str | None = None
     request_id: str | None = None
     errors: list[dict[str, object]] | None = None
+
+
+#: An OpenAPI response entry for errors, which are problem+json documents.
+PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}

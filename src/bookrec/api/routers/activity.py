@@ -8,9 +8,9 @@ from fastapi import APIRouter, Response, status
 
 from bookrec.api import access
 from bookrec.api.deps import PageDep, SessionDep
-from bookrec.api.routers.auth import PROBLEM, UNAUTHORIZED
+from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.routers.books import BookId
-from bookrec.api.schemas import Page
+from bookrec.api.schemas import PROBLEM, Page
 from bookrec.interactions import service
 from bookrec.interactions.schemas import (
     EventBatch,

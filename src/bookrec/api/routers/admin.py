@@ -5,27 +5,19 @@ Every route here needs an admin: the router carries `access.ADMIN_ONLY`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import Path, Response, status
 from pydantic import BaseModel, Field
 
 from bookrec.accounts import api_keys
 from bookrec.accounts.api_key_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from bookrec.api import access
 from bookrec.api.deps import AuthenticatorDep, OriginDep, PageDep, SessionDep, StateDep
-from bookrec.api.schemas import Page, Problem
+from bookrec.api.schemas import PROBLEM, Page
 from bookrec.db import stats
 
-PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
-GUARDED: dict[int | str, dict[str, Any]] = {
-    401: {**PROBLEM, "description": "Missing, invalid or expired credentials"},
-    403: {**PROBLEM, "description": "Not an admin account"},
-}
-
-router = APIRouter(
-    prefix="/admin", tags=["admin"], dependencies=access.ADMIN_ONLY, responses=GUARDED
-)
+router = access.admin_router()
 
 KeyId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The API key's id")]
 

@@ -16,11 +16,10 @@ from bookrec.api.deps import (
     SessionDep,
 )
 from bookrec.api.ratelimit import login_email_limit, login_ip_limit, register_ip_limit
-from bookrec.api.schemas import Problem
+from bookrec.api.schemas import PROBLEM
 
 router = APIRouter(tags=["auth"])
 
-PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {**PROBLEM, "description": "Missing, invalid or expired credentials"}
 }

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from bookrec.api.deps import KQuery, ModelDep, PageDep, ServingDep, SessionDep
-from bookrec.api.routers.recommendations import LIST_RESPONSES, PROBLEM, FilterDep, list_response
-from bookrec.api.schemas import Page
+from bookrec.api.routers.recommendations import LIST_RESPONSES, FilterDep, list_response
+from bookrec.api.schemas import PROBLEM, Page
 from bookrec.catalog import service
 from bookrec.catalog.schemas import BookDetail, BookSummary, TagOut
 from bookrec.errors import NotFound

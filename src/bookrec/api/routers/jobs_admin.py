@@ -7,14 +7,14 @@ admin (the router carries `access.ADMIN_ONLY`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Path, Query, status
+from fastapi import Path, Query, status
 
 from bookrec.api import access
 from bookrec.api.deps import OriginDep, PageDep, SessionDep, StateDep
-from bookrec.api.schemas import Page, Problem
+from bookrec.api.schemas import PROBLEM, Page
 from bookrec.db.engine import transaction
 from bookrec.errors import ServiceUnavailable
 from bookrec.jobs import repository
@@ -23,15 +23,7 @@ from bookrec.jobs.schemas import JobOut, JobStatus, TrainRequest
 
 log = structlog.get_logger(__name__)
 
-PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
-GUARDED: dict[int | str, dict[str, Any]] = {
-    401: {**PROBLEM, "description": "Missing, invalid or expired credentials"},
-    403: {**PROBLEM, "description": "Not an admin account"},
-}
-
-router = APIRouter(
-    prefix="/admin", tags=["admin"], dependencies=access.ADMIN_ONLY, responses=GUARDED
-)
+router = access.admin_router()
 
 JobId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The training job's id")]
 

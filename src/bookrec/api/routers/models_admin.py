@@ -8,24 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import Depends, Path
 
 from bookrec.accounts import audit
 from bookrec.api import access
 from bookrec.api.deps import OriginDep, PageDep, SessionDep, StateDep
-from bookrec.api.schemas import Page, Problem
+from bookrec.api.schemas import PROBLEM, Page
 from bookrec.training.registry import Registry, redis_notifier
 from bookrec.training.schemas import ModelVersionOut
 
-PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
-GUARDED: dict[int | str, dict[str, Any]] = {
-    401: {**PROBLEM, "description": "Missing, invalid or expired credentials"},
-    403: {**PROBLEM, "description": "Not an admin account"},
-}
-
-router = APIRouter(
-    prefix="/admin", tags=["admin"], dependencies=access.ADMIN_ONLY, responses=GUARDED
-)
+router = access.admin_router()
 
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="The model version")]
 

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from bookrec.api import access
 from bookrec.api.deps import KQuery, ModelDep, ServingDep, SessionDep, StateDep
 from bookrec.api.routers.auth import UNAUTHORIZED
-from bookrec.api.schemas import MAX_K, Problem
+from bookrec.api.schemas import MAX_K, PROBLEM
 from bookrec.api.state import AppState
 from bookrec.errors import NotFound
 from bookrec.interactions import repository as interactions
@@ -68,7 +68,6 @@ DiversityQuery = Annotated[
         description="0 ranks by relevance only; up to 1 trades relevance for less alike books",
     ),
 ]
-PROBLEM: dict[str, Any] = {"model": Problem, "content": {"application/problem+json": {}}}
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"headers": {"X-Model-Version": {"description": "The model version that answered"}}},
     422: {**PROBLEM, "description": "A parameter is out of range or unknown"},
