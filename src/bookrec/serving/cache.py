@@ -64,24 +64,19 @@ class RecommendationCache:
         self._redis = redis_client
         self._prefix = f"{prefix}recs:"
         self._redis_down_until = 0.0
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> bytes | None:
         if self._local is not None:
             with self._lock:
                 found = self._local.get(key)
             if found is not None:
-                self.hits += 1
                 return found
         shared = self._redis_call("get", key)
         if isinstance(shared, bytes):
             if self._local is not None:
                 with self._lock:
                     self._local[key] = shared
-            self.hits += 1
             return shared
-        self.misses += 1
         return None
 
     def put(self, key: str, body: bytes) -> None:

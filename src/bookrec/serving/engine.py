@@ -15,7 +15,7 @@ already in memory:
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -93,14 +93,15 @@ class VersionSource(Protocol):
 class ModelStore:
     """The model this worker serves; `refresh` (from the refresher thread) switches it."""
 
-    def __init__(self, registry: VersionSource, on_switch: Any = None) -> None:
+    def __init__(
+        self, registry: VersionSource, on_switch: Callable[[LoadedModel], None] | None = None
+    ) -> None:
         self.registry = registry
         self._loaded: LoadedModel | None = None
         self._lock = threading.Lock()
         self._on_switch = on_switch
         self.wanted: str | None = None
         self.last_error: str | None = None
-        self.switched_at: float | None = None
         self.refused_newer: list[str] = []  # refused versions newer than the one served
 
     def current(self) -> LoadedModel | None:
@@ -151,7 +152,6 @@ class ModelStore:
     def _swap(self, loaded: LoadedModel) -> None:
         previous = self._loaded
         self._loaded = loaded
-        self.switched_at = time.time()
         if previous is None or previous.version != loaded.version:
             log.info("model_loaded", version=loaded.version, algo=loaded.algo)
             self.refused_newer = [
@@ -288,6 +288,9 @@ class ServingEngine:
     cards: CardStore
     cache: RecommendationCache
     refresher: Refresher
+    #: whether the per-request look-up (one indexed query, the cache) may run on the event loop:
+    #: with SQLite it is an in-process read of a few pages, cheaper than a thread-pool hop
+    lookups_inline: bool = False
 
     @classmethod
     def of(cls, settings: Settings, engine: Engine) -> ServingEngine:
@@ -311,7 +314,7 @@ class ServingEngine:
             activations_redis,
             f"{settings.redis_prefix}models",
         )
-        return cls(models, cards, cache, refresher)
+        return cls(models, cards, cache, refresher, engine.dialect.name == "sqlite")
 
     def current(self) -> LoadedModel | None:
         return self.models.current()

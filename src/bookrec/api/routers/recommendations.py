@@ -150,12 +150,11 @@ async def _answer(
     """A list for everyone, or for one reader (by reader id or data set user id).
 
     The look-up (one query, the cache, precomputed lists) runs on the event loop when the
-    database is SQLite: an in-process read of a few pages, tens of microseconds, where a hop
-    to the thread pool would cost more than the work. With PostgreSQL (a network round trip)
-    it runs in the thread pool. Scoring always does.
+    serving engine says it may (SQLite: tens of microseconds, less than a thread-pool hop);
+    otherwise, and for scoring always, in the thread pool.
     """
     arguments = (state, loaded, request, reader_id, external_id)
-    if state.engine.dialect.name == "sqlite":
+    if state.serving.lookups_inline:
         found = _look_up(*arguments)
     else:
         found = await run_in_threadpool(_look_up, *arguments)
