@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from tests.fixtures.accounts import signed_in
 
-from bookrec.accounts import service as accounts
 from bookrec.accounts.audit import AuditEvent
 from bookrec.config import Settings
 from bookrec.training.registry import Registry
@@ -23,23 +22,15 @@ from bookrec.training.service import train
 MODELS = "/api/v1/admin/models"
 ADMIN_EMAIL = "models-admin@example.org"
 READER_EMAIL = "models-reader@example.org"
-PASSWORD = "violet-harbour-tandem-41"
 SIZED_ALS: dict[str, Any] = {"factors": 32, "regularization": 10.0}
-
-
-def token_for(client: TestClient, email: str) -> dict[str, str]:
-    response = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @pytest.fixture
 def headers(client: TestClient, engine: Engine, loaded: Settings) -> dict[str, dict[str, str]]:
-    auth = accounts.Authenticator.of(loaded)
-    with Session(engine) as session, session.begin():
-        accounts.register(session, auth, ADMIN_EMAIL, PASSWORD, role="admin")
-        accounts.register(session, auth, READER_EMAIL, PASSWORD)
-    return {"admin": token_for(client, ADMIN_EMAIL), "reader": token_for(client, READER_EMAIL)}
+    return {
+        "admin": signed_in(client, engine, loaded, ADMIN_EMAIL, role="admin"),
+        "reader": signed_in(client, engine, loaded, READER_EMAIL),
+    }
 
 
 @pytest.fixture

@@ -7,26 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from bookrec.cli.main import app
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "BOOKREC_VAR_DIR": str(tmp_path / "var"),
-        "BOOKREC_LOG_FORMAT": "console",
-        "COLUMNS": "200",  # a wide terminal: rich never wraps messages holding long paths
-    }
-
-
-def invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args), env=env)
-    return result.exit_code, result.output
+from tests.fixtures.cli import invoke
 
 
 def test_import_train_recommend(env: dict[str, str], small_dataset: Path, tmp_path: Path) -> None:

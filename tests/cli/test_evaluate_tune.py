@@ -6,29 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from tests.fixtures.cli import invoke
 
-from bookrec.cli.main import app
 from bookrec.training.tuned import TunedParams
 
-runner = CliRunner()
-
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "DATABASE_URL": database_url,
-        "BOOKREC_VAR_DIR": str(tmp_path / "var"),
-        "BOOKREC_LOG_FORMAT": "console",
-        "COLUMNS": "200",  # a wide terminal: rich never wraps the table or messages
-    }
-
-
-def invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args), env=env)
-    return result.exit_code, result.output
 
 
 def json_of(output: str) -> dict:  # type: ignore[type-arg]

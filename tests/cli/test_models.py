@@ -7,16 +7,11 @@ its goodbooks-scale defaults overfit 4,000 ratings and the gate rightly keeps th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
-
-from bookrec.cli.main import app
-
-runner = CliRunner()
+from tests.fixtures.cli import invoke, invoke_json
 
 JSON_FIELDS = {
     "version",
@@ -34,35 +29,17 @@ JSON_FIELDS = {
 
 
 @pytest.fixture
-def env(database_url: str, tmp_path: Path, small_dataset: Path) -> dict[str, str]:
-    values = {
-        "DATABASE_URL": database_url,
-        "BOOKREC_VAR_DIR": str(tmp_path / "var"),
-        "BOOKREC_LOG_FORMAT": "console",
-        "COLUMNS": "200",
-    }
+def env(env: dict[str, str], small_dataset: Path) -> dict[str, str]:
+    """The CLI environment on a migrated database holding the small data set."""
+    values = env
     for args in (("db", "upgrade"), ("data", "import", str(small_dataset))):
         code, output = invoke(values, *args)
         assert code == 0, output
     return values
 
 
-def invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args), env=env)
-    return result.exit_code, result.output
-
-
-def json_part(stdout: str, opener: str) -> str:
-    """The printed JSON document: from its first line on (log lines may come before it)."""
-    lines = stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(opener))
-    return "\n".join(lines[start:])
-
-
 def listing(env: dict[str, str]) -> list[dict[str, Any]]:
-    result = runner.invoke(app, ["models", "list", "--json"], env=env)
-    assert result.exit_code == 0, result.output
-    parsed: list[dict[str, Any]] = json.loads(json_part(result.stdout, "["))
+    parsed: list[dict[str, Any]] = invoke_json(env, "models", "list", "--json")
     return parsed
 
 
@@ -144,9 +121,7 @@ def test_train_gate_flags(env: dict[str, str]) -> None:
     code, output = invoke(env, "train", "--algo", "als")  # 64 factors overfit this data
     assert code == 0, output
     assert "evaluation gate: reject" in output and "version 1 stays active" in output
-    result = runner.invoke(app, ["train", "--algo", "als", "--force", "--json"], env=env)
-    assert result.exit_code == 0, result.output
-    forced = json.loads(json_part(result.stdout, "{"))
+    forced = invoke_json(env, "train", "--algo", "als", "--force", "--json")
     assert forced["promoted"] and forced["status"] == "active" and forced["gate"]["forced"]
     code, output = invoke(env, "train", "--algo", "popularity", "--no-activate")
     assert code == 0 and "registered as a candidate" in output

@@ -8,18 +8,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-from bookrec.accounts import service as accounts
 from bookrec.api.app import create_app
 from bookrec.config import Settings
-from bookrec.interactions.importer import import_directory
 from bookrec.training.registry import Registry
 from bookrec.training.service import train
 from tests.api.conftest import make_settings
+from tests.fixtures.accounts import signed_in
 
 ADMIN_EMAIL = "jobs-admin@example.org"
-PASSWORD = "violet-harbour-tandem-41"
 #: Short enough that a lost worker is noticed within the test, long enough for real beats.
 LEASE_SECONDS = 3.0
 HEARTBEAT_SECONDS = 0.5
@@ -38,13 +35,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def imported(engine: Engine, small_dataset: Path) -> Engine:
-    """The small data set in the database, no model yet."""
-    import_directory(engine, small_dataset)
-    return engine
-
-
-@pytest.fixture
 def loaded(imported: Engine, settings: Settings) -> Settings:
     """The small data set and an active popularity model."""
     train(imported, Registry(imported, settings.models_dir), "popularity", settings=settings)
@@ -60,10 +50,4 @@ def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def admin_headers(client: TestClient, engine: Engine, settings: Settings) -> dict[str, str]:
-    with Session(engine) as session, session.begin():
-        accounts.register(
-            session, accounts.Authenticator.of(settings), ADMIN_EMAIL, PASSWORD, role="admin"
-        )
-    response = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return signed_in(client, engine, settings, ADMIN_EMAIL, role="admin")

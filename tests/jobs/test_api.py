@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from bookrec.accounts import service as accounts
 from bookrec.accounts.audit import AuditEvent
 from bookrec.api.app import create_app
 from bookrec.config import Settings
@@ -17,7 +16,8 @@ from bookrec.db.base import utcnow
 from bookrec.jobs.embedded import EmbeddedWorker
 from bookrec.jobs.models import TrainingJob
 from bookrec.training.registry import Registry
-from tests.jobs.conftest import ADMIN_EMAIL, PASSWORD
+from tests.fixtures.accounts import signed_in
+from tests.jobs.conftest import ADMIN_EMAIL
 
 TRAIN = "/api/v1/admin/train"
 JOBS = "/api/v1/admin/jobs"
@@ -153,12 +153,7 @@ def test_an_unreachable_job_queue_fails_the_job_and_answers_503(
 ) -> None:
     production = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     with TestClient(create_app(production)) as client:
-        with Session(engine) as session, session.begin():
-            accounts.register(
-                session, accounts.Authenticator.of(settings), ADMIN_EMAIL, PASSWORD, role="admin"
-            )
-        login = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        headers = signed_in(client, engine, settings, ADMIN_EMAIL, role="admin")
 
         assert_problem(client.post(TRAIN, json={"algo": "popularity"}, headers=headers), 503)
 

@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-from bookrec.accounts import service as accounts
 from bookrec.api.app import create_app
 from bookrec.config import Settings
 from bookrec.interactions.importer import import_directory
 from bookrec.training.registry import Registry
 from bookrec.training.service import train
+from tests.fixtures.accounts import signed_in
 from tests.fixtures.redis import REDIS_URL
-from tests.jobs.conftest import ADMIN_EMAIL, PASSWORD, job_settings
+from tests.jobs.conftest import ADMIN_EMAIL, job_settings
 from tests.jobs.processes import start, stop, wait_for
 
 
@@ -56,13 +55,8 @@ def celery_worker(production: Settings, tmp_path: Path) -> Iterator[Path]:
 def test_a_job_posted_to_the_api_runs_on_a_celery_worker(
     production: Settings, celery_worker: Path, engine: Engine
 ) -> None:
-    with Session(engine) as session, session.begin():
-        accounts.register(
-            session, accounts.Authenticator.of(production), ADMIN_EMAIL, PASSWORD, role="admin"
-        )
     with TestClient(create_app(production)) as client:
-        login = client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        headers = signed_in(client, engine, production, ADMIN_EMAIL, role="admin")
         posted = client.post(
             "/api/v1/admin/train", json={"algo": "popularity", "force": True}, headers=headers
         )

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, text
 
 from bookrec.config import Settings
-from bookrec.interactions.importer import import_directory
 from bookrec.recsys.data import Interactions
 from bookrec.recsys.splits import sampled_holdout
 from bookrec.training import gate
@@ -30,12 +29,6 @@ SIZED_ALS: dict[str, Any] = {"factors": 32, "regularization": 10.0}
 
 def gate_settings(**values: Any) -> Settings:
     return Settings(BOOKREC_ENV="test", **values)
-
-
-@pytest.fixture
-def imported(engine: Engine, small_dataset: Path) -> Engine:
-    import_directory(engine, small_dataset)
-    return engine
 
 
 @pytest.fixture

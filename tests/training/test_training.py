@@ -58,12 +58,6 @@ def shelf_by_user(dataset: Path) -> dict[int, set[int]]:
 
 
 @pytest.fixture
-def imported(engine: Engine, small_dataset: Path) -> Engine:
-    import_directory(engine, small_dataset)
-    return engine
-
-
-@pytest.fixture
 def registry(engine: Engine, tmp_path: Path) -> Registry:
     return Registry(engine, tmp_path / "models")
 
