@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import redis
 import structlog
 
+from bookrec.config import Settings
+from bookrec.db.engine import make_engine
 from bookrec.serving.cache import RecommendationCache, cache_key, redis_client
+from bookrec.serving.engine import ServingEngine
 from tests.fixtures.redis import REDIS_URL
 
 
@@ -51,3 +55,15 @@ def test_redis_down_is_skipped_logged_once_and_the_local_level_serves() -> None:
     warnings = [e for e in logs if e["event"] == "recommendation_cache_redis_unavailable"]
     assert len(warnings) == 1  # then Redis is left alone for a while
     assert elapsed < 1.0
+
+
+def test_lookups_leave_the_event_loop_when_they_need_the_network(tmp_path: Path) -> None:
+    """SQLite alone is read in-process on the event loop; Redis means a round trip per look-up."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'bookrec.db'}")
+    try:
+        local = Settings(BOOKREC_VAR_DIR=str(tmp_path), REDIS_URL="")
+        shared = Settings(BOOKREC_VAR_DIR=str(tmp_path), REDIS_URL=REDIS_URL)
+        assert ServingEngine.of(local, engine).lookups_inline
+        assert not ServingEngine.of(shared, engine).lookups_inline
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -28,10 +28,8 @@ from bookrec.accounts import api_keys
 from bookrec.accounts import service as accounts
 from bookrec.accounts.models import User
 from bookrec.api.deps import (
-    AuthenticatorDep,
     CurrentAdmin,
     CurrentUser,
-    StateDep,
     get_current_admin,
 )
 from bookrec.api.schemas import PROBLEM
@@ -84,13 +82,14 @@ def api_key_or_admin(scope: str) -> Callable[..., Awaitable[Principal]]:
     """
 
     async def principal(
-        state: StateDep,
-        auth: AuthenticatorDep,
+        request: Request,
         api_key: Annotated[str | None, Depends(_api_key_header)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
+        # the state straight from the request: each dependency FastAPI solves costs time
+        state: AppState = request.app.state.bookrec
         if api_key is not None:
-            key = api_keys.recently_verified(api_key, scope, auth.verified_keys)
+            key = api_keys.recently_verified(api_key, scope, state.auth.verified_keys)
             if key is None:
                 key = await run_in_threadpool(_verify_key, state, api_key, scope)
             return Principal(kind="api_key", key_id=key.key_id)

@@ -81,12 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         no_store_prefixes=(f"{API_PREFIX}/auth", f"{API_PREFIX}/me"),
     )
     app.include_router(health.router)
+    # routes are matched in order: the busiest (lists, books) first
     for router in (
+        recommendations.router,
+        books.router,
+        activity.router,
         auth.router,
         privacy.router,
-        activity.router,
-        books.router,
-        recommendations.router,
         admin.router,
         models_admin_router,
         jobs_admin_router,

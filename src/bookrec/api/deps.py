@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bookrec.accounts import service as accounts
 from bookrec.accounts.audit import Origin
 from bookrec.accounts.models import User
-from bookrec.api.schemas import MAX_K, MAX_PAGE_SIZE
+from bookrec.api.schemas import MAX_PAGE_SIZE
 from bookrec.api.state import AppState
 from bookrec.config import Settings
 from bookrec.errors import BookrecError, Forbidden, ModelUnavailable, Unauthorized
@@ -63,7 +63,8 @@ async def get_serving(state: StateDep) -> ServingEngine:
     return state.serving
 
 
-async def get_model(state: StateDep) -> LoadedModel:
+async def get_model(request: Request) -> LoadedModel:
+    state: AppState = request.app.state.bookrec  # not StateDep: a nested dependency costs time
     loaded = state.serving.current()
     if loaded is None:
         raise ModelUnavailable(
@@ -140,4 +141,3 @@ class Pagination:
 
 
 PageDep = Annotated[Pagination, Depends()]
-KQuery = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many books, 1 to {MAX_K}")]

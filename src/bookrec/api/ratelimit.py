@@ -177,7 +177,7 @@ async def general_limit(request: Request) -> None:
     holders are counted by address like anonymous callers. Counting in memory happens on the
     event loop; counting in Redis (network I/O) in the thread pool.
     """
-    if request.url.path.startswith("/health"):
+    if request.scope["path"].startswith("/health"):  # request.url builds a whole URL
         return
     state = _state(request)
     limiter = state.rate_limiter

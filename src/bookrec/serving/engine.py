@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy import Engine
 
 from bookrec.config import Settings
+from bookrec.interactions.repository import ActivityStamps
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.artifacts import ArtifactError
 from bookrec.recsys.base import ScoringRecommender
@@ -288,9 +289,15 @@ class ServingEngine:
     cards: CardStore
     cache: RecommendationCache
     refresher: Refresher
-    #: whether the per-request look-up (one indexed query, the cache) may run on the event loop:
-    #: with SQLite it is an in-process read of a few pages, cheaper than a thread-pool hop
-    lookups_inline: bool = False
+    #: the event loop's own reader of activity stamps, when the per-request look-up (one
+    #: indexed query, the cache) may run on the loop: with SQLite and no Redis it is an
+    #: in-process read of a few pages, cheaper than a thread-pool hop; a network round trip
+    #: (PostgreSQL, Redis) must not block the loop, so then there is none
+    stamps: ActivityStamps | None = None
+
+    @property
+    def lookups_inline(self) -> bool:
+        return self.stamps is not None
 
     @classmethod
     def of(cls, settings: Settings, engine: Engine) -> ServingEngine:
@@ -314,7 +321,8 @@ class ServingEngine:
             activations_redis,
             f"{settings.redis_prefix}models",
         )
-        return cls(models, cards, cache, refresher, engine.dialect.name == "sqlite")
+        inline = engine.dialect.name == "sqlite" and cache_redis is None
+        return cls(models, cards, cache, refresher, ActivityStamps(engine) if inline else None)
 
     def current(self) -> LoadedModel | None:
         return self.models.current()
@@ -324,3 +332,5 @@ class ServingEngine:
 
     def stop(self) -> None:
         self.refresher.stop()
+        if self.stamps is not None:
+            self.stamps.close()

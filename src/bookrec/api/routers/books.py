@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from bookrec.api.deps import KQuery, ModelDep, PageDep, ServingDep, SessionDep
-from bookrec.api.routers.recommendations import LIST_RESPONSES, FilterDep, list_response
+from bookrec.api.deps import ModelDep, PageDep, ServingDep, SessionDep
+from bookrec.api.routers.recommendations import LIST_RESPONSES, SimilarQuery, list_response
 from bookrec.api.schemas import PROBLEM, Page
 from bookrec.catalog import service
 from bookrec.catalog.schemas import BookDetail, BookSummary, TagOut
@@ -64,9 +64,8 @@ def similar_books(
     session: SessionDep,
     serving: ServingDep,
     loaded: ModelDep,
-    filters: FilterDep,
     book_id: BookId,
-    k: KQuery = 10,
+    query: Annotated[SimilarQuery, Query()],
 ) -> Response:
     cards = serving.cards.cards
     if cards.get(book_id) is None and not service.book_exists(session, book_id):
@@ -76,8 +75,8 @@ def similar_books(
         cards,
         serving.cache,
         book_id,
-        k,
-        filters,
+        query.k,
+        query.filters(),
         lambda wanted: wanted.resolve(session),
     )
     return list_response(body, loaded, source)

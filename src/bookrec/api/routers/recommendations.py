@@ -7,16 +7,16 @@ thread pool (these handlers are plain functions), and finished lists are cached.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bookrec.api import access
-from bookrec.api.deps import KQuery, ModelDep, ServingDep, SessionDep, StateDep
+from bookrec.api.deps import ModelDep, ServingDep, SessionDep, StateDep
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.schemas import MAX_K, PROBLEM
 from bookrec.api.state import AppState
@@ -36,38 +36,62 @@ from bookrec.serving.service import (
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
 
-async def filter_request(
-    tag: Annotated[
-        list[str] | None, Query(max_length=20, description="Only books with any of these tags")
-    ] = None,
-    language: Annotated[
-        str | None, Query(max_length=16, description="Language code, e.g. eng")
-    ] = None,
-    year_min: Annotated[int | None, Query(ge=-5000, le=2100)] = None,
-    year_max: Annotated[int | None, Query(ge=-5000, le=2100)] = None,
-    exclude_author: Annotated[
-        list[str] | None, Query(max_length=20, description="Leave out books by these authors")
-    ] = None,
-) -> FilterRequest:
-    return FilterRequest(
-        tags=tuple(tag or ()),
-        language=language,
-        year_min=year_min,
-        year_max=year_max,
-        exclude_authors=tuple(exclude_author or ()),
+class FilterQuery(BaseModel):
+    """Filters every list route takes, as query parameters.
+
+    Each route reads its query as one model: FastAPI then validates it in one go, where
+    separate parameters and a filter dependency cost tens of microseconds per request more.
+    """
+
+    tag: list[str] | None = Field(
+        None, max_length=20, description="Only books with any of these tags"
+    )
+    language: str | None = Field(None, max_length=16, description="Language code, e.g. eng")
+    year_min: int | None = Field(None, ge=-5000, le=2100)
+    year_max: int | None = Field(None, ge=-5000, le=2100)
+    exclude_author: list[str] | None = Field(
+        None, max_length=20, description="Leave out books by these authors"
     )
 
+    def filters(self) -> FilterRequest:
+        return FilterRequest(
+            tags=tuple(self.tag or ()),
+            language=self.language,
+            year_min=self.year_min,
+            year_max=self.year_max,
+            exclude_authors=tuple(self.exclude_author or ()),
+        )
 
-FilterDep = Annotated[FilterRequest, Depends(filter_request)]
-ExplainQuery = Annotated[bool, Query(description="Attach human-readable reasons to each book")]
-DiversityQuery = Annotated[
-    float,
-    Query(
+
+class SimilarQuery(FilterQuery):
+    k: int = Field(10, ge=1, le=MAX_K, description=f"How many books, 1 to {MAX_K}")
+
+
+class ListQuery(SimilarQuery):
+    explain: bool = Field(False, description="Attach human-readable reasons to each book")
+
+    def request(self, strategy: Strategy) -> ListRequest:
+        return ListRequest(strategy, self.k, self.filters(), self.explain)
+
+
+class PersonalQuery(ListQuery):
+    diversity: float = Field(
+        0.0,
         ge=0.0,
         le=1.0,
         description="0 ranks by relevance only; up to 1 trades relevance for less alike books",
-    ),
-]
+    )
+
+    def request(self, strategy: Strategy) -> ListRequest:
+        return replace(super().request(strategy), diversity=self.diversity)
+
+
+class MyListQuery(PersonalQuery):
+    strategy: Strategy = Field(
+        "personal", description="personal (the active model), popular or trending"
+    )
+
+
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"headers": {"X-Model-Version": {"description": "The model version that answered"}}},
     422: {**PROBLEM, "description": "A parameter is out of range or unknown"},
@@ -107,15 +131,18 @@ def _look_up(
     external_id: int | None,
 ) -> _Found:
     """Find the reader (one query: id and activity stamp), then a list needing no scoring."""
+    serving = state.serving
     reader = None
     if reader_id is not None or external_id is not None:
-        with state.engine.connect() as connection:
-            reader = interactions.activity_stamp(
-                connection, reader_id=reader_id, external_id=external_id
-            )
+        if serving.stamps is not None:  # on the event loop, on its own connection
+            reader = serving.stamps(reader_id=reader_id, external_id=external_id)
+        else:
+            with state.engine.connect() as connection:
+                reader = interactions.activity_stamp(
+                    connection, reader_id=reader_id, external_id=external_id
+                )
         if reader is None:
             raise NotFound("user", external_id if external_id is not None else reader_id)
-    serving = state.serving
     key, body, source = ready_list(loaded, serving.cards.cards, serving.cache, request, reader)
     return _Found(key, body, source, reader)
 
@@ -171,14 +198,9 @@ async def _answer(
     responses=LIST_RESPONSES,
 )
 async def popular(
-    state: StateDep,
-    loaded: ModelDep,
-    filters: FilterDep,
-    k: KQuery = 10,
-    explain: ExplainQuery = False,
+    state: StateDep, loaded: ModelDep, query: Annotated[ListQuery, Query()]
 ) -> Response:
-    request = ListRequest("popular", k, filters, explain)
-    return await _answer(state, loaded, request)
+    return await _answer(state, loaded, query.request("popular"))
 
 
 @router.get(
@@ -188,14 +210,9 @@ async def popular(
     responses=LIST_RESPONSES,
 )
 async def trending(
-    state: StateDep,
-    loaded: ModelDep,
-    filters: FilterDep,
-    k: KQuery = 10,
-    explain: ExplainQuery = False,
+    state: StateDep, loaded: ModelDep, query: Annotated[ListQuery, Query()]
 ) -> Response:
-    request = ListRequest("trending", k, filters, explain)
-    return await _answer(state, loaded, request)
+    return await _answer(state, loaded, query.request("trending"))
 
 
 @router.get(
@@ -208,17 +225,9 @@ async def for_me(
     user: access.Reader,
     state: StateDep,
     loaded: ModelDep,
-    filters: FilterDep,
-    k: KQuery = 10,
-    strategy: Annotated[
-        Strategy,
-        Query(description="personal (the active model), popular or trending"),
-    ] = "personal",
-    explain: ExplainQuery = False,
-    diversity: DiversityQuery = 0.0,
+    query: Annotated[MyListQuery, Query()],
 ) -> Response:
-    request = ListRequest(strategy, k, filters, explain, diversity)
-    return await _answer(state, loaded, request, reader_id=user.reader_id)
+    return await _answer(state, loaded, query.request(query.strategy), reader_id=user.reader_id)
 
 
 @router.get(
@@ -235,14 +244,10 @@ async def for_user(
     principal: access.Backend,
     state: StateDep,
     loaded: ModelDep,
-    filters: FilterDep,
     user_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The data set's user id")],
-    k: KQuery = 10,
-    explain: ExplainQuery = False,
-    diversity: DiversityQuery = 0.0,
+    query: Annotated[PersonalQuery, Query()],
 ) -> Response:
-    request = ListRequest("personal", k, filters, explain, diversity)
-    return await _answer(state, loaded, request, external_id=user_id)
+    return await _answer(state, loaded, query.request("personal"), external_id=user_id)
 
 
 class BatchRequest(BaseModel):
