@@ -202,8 +202,15 @@ def test_backend_asks_for_a_data_set_reader_with_an_api_key(
     assert response.status_code == 200, response.text
     assert len(response.json()["items"]) == 5
     assert response.headers["x-model-version"] == response.json()["model_version"]
+    assert response.headers["x-cache"] == "precomputed"
     again = client.get("/api/v1/recommendations/users/1", params={"k": 5}, headers=headers)
-    assert again.headers["x-cache"] == "hit"
+    # a stored list is rebuilt from the model version each time (as cheap as a cache entry)
+    assert again.headers["x-cache"] == "precomputed" and again.content == response.content
+    explained = {"k": 5, "explain": True}
+    scored = client.get("/api/v1/recommendations/users/1", params=explained, headers=headers)
+    cached = client.get("/api/v1/recommendations/users/1", params=explained, headers=headers)
+    assert (scored.headers["x-cache"], cached.headers["x-cache"]) == ("miss", "hit")
+    assert cached.content == scored.content
     assert client.get("/api/v1/recommendations/users/999999", headers=headers).status_code == 404
 
 

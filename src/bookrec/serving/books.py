@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Connection, func, select
 
 from bookrec.catalog.models import Book
+from bookrec.serving.schemas import RecommendedBook
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,25 @@ class BookCard:
     title: str
     authors: str
     image_url: str | None
+    #: the card as a list item's JSON, cut where the score goes (see `item_json`)
+    json_around_score: tuple[bytes, bytes] = (b"", b"")
+
+    @classmethod
+    def of(cls, book_id: int, title: str, authors: str, image_url: str | None) -> BookCard:
+        item = RecommendedBook(
+            book_id=book_id, title=title, authors=authors, score=0.0, image_url=image_url
+        )
+        # a quote inside a JSON string is escaped, so the marker can only be the score field
+        head, marker, tail = item.model_dump_json().encode().partition(b',"score":0.0,')
+        if not marker:
+            raise AssertionError(f"no score in {item.model_dump_json()}")
+        return cls(book_id, title, authors, image_url, (head + b',"score":', b"," + tail))
+
+    def item_json(self, score: float) -> bytes:
+        """`RecommendedBook(..., score=round(score, 6)).model_dump_json()` without the model:
+        an unexplained list item is two stored pieces and a number."""
+        head, tail = self.json_around_score
+        return head + to_json(round(score, 6)) + tail
 
 
 @dataclass(frozen=True)
@@ -43,7 +64,7 @@ class BookCards:
         stamp = cls.stamp_of(connection)
         rows = connection.execute(select(Book.book_id, Book.title, Book.authors, Book.image_url))
         cards = {
-            int(row.book_id): BookCard(
+            int(row.book_id): BookCard.of(
                 int(row.book_id), row.title, row.authors or "", row.image_url
             )
             for row in rows
