@@ -7,7 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from bookrec.api.deps import ModelDep, PageDep, ServingDep, SessionDep
-from bookrec.api.routers.recommendations import LIST_RESPONSES, SimilarQuery, list_response
+from bookrec.api.routers.recommendations import (
+    LIST_RESPONSES,
+    SIMILAR_QUERY,
+    SimilarQuery,
+    list_response,
+)
 from bookrec.api.schemas import PROBLEM, Page
 from bookrec.catalog import service
 from bookrec.catalog.schemas import BookDetail, BookSummary, TagOut
@@ -59,13 +64,14 @@ def get_book(session: SessionDep, book_id: BookId) -> BookDetail:
     summary="Books like this one, by the active model",
     response_model=RecommendationList,
     responses={**LIST_RESPONSES, 404: {**PROBLEM, "description": "No book with this id"}},
+    openapi_extra=SIMILAR_QUERY.openapi_extra,
 )
 def similar_books(
     session: SessionDep,
     serving: ServingDep,
     loaded: ModelDep,
     book_id: BookId,
-    query: Annotated[SimilarQuery, Query()],
+    query: Annotated[SimilarQuery, SIMILAR_QUERY.depends],
 ) -> Response:
     cards = serving.cards.cards
     if cards.get(book_id) is None and not service.book_exists(session, book_id):

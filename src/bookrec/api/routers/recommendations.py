@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bookrec.api import access
 from bookrec.api.deps import ModelDep, ServingDep, SessionDep, StateDep
+from bookrec.api.query import QueryModel
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.schemas import MAX_K, PROBLEM
 from bookrec.api.state import AppState
@@ -39,8 +40,8 @@ router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 class FilterQuery(BaseModel):
     """Filters every list route takes, as query parameters.
 
-    Each route reads its query as one model: FastAPI then validates it in one go, where
-    separate parameters and a filter dependency cost tens of microseconds per request more.
+    Each route reads its query as one model in one validation (`api.query`): separate
+    parameters cost tens of microseconds per request more.
     """
 
     tag: list[str] | None = Field(
@@ -92,6 +93,10 @@ class MyListQuery(PersonalQuery):
     )
 
 
+SIMILAR_QUERY = QueryModel(SimilarQuery)
+LIST_QUERY = QueryModel(ListQuery)
+PERSONAL_QUERY = QueryModel(PersonalQuery)
+MY_LIST_QUERY = QueryModel(MyListQuery)
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"headers": {"X-Model-Version": {"description": "The model version that answered"}}},
     422: {**PROBLEM, "description": "A parameter is out of range or unknown"},
@@ -196,9 +201,10 @@ async def _answer(
     summary="Most liked books of all time",
     response_model=RecommendationList,
     responses=LIST_RESPONSES,
+    openapi_extra=LIST_QUERY.openapi_extra,
 )
 async def popular(
-    state: StateDep, loaded: ModelDep, query: Annotated[ListQuery, Query()]
+    state: StateDep, loaded: ModelDep, query: Annotated[ListQuery, LIST_QUERY.depends]
 ) -> Response:
     return await _answer(state, loaded, query.request("popular"))
 
@@ -208,9 +214,10 @@ async def popular(
     summary="Books liked most lately (time-decayed)",
     response_model=RecommendationList,
     responses=LIST_RESPONSES,
+    openapi_extra=LIST_QUERY.openapi_extra,
 )
 async def trending(
-    state: StateDep, loaded: ModelDep, query: Annotated[ListQuery, Query()]
+    state: StateDep, loaded: ModelDep, query: Annotated[ListQuery, LIST_QUERY.depends]
 ) -> Response:
     return await _answer(state, loaded, query.request("trending"))
 
@@ -220,12 +227,13 @@ async def trending(
     summary="Your personal recommendations, from everything you rated and shelved until now",
     response_model=RecommendationList,
     responses={**LIST_RESPONSES, **UNAUTHORIZED},
+    openapi_extra=MY_LIST_QUERY.openapi_extra,
 )
 async def for_me(
     user: access.Reader,
     state: StateDep,
     loaded: ModelDep,
-    query: Annotated[MyListQuery, Query()],
+    query: Annotated[MyListQuery, MY_LIST_QUERY.depends],
 ) -> Response:
     return await _answer(state, loaded, query.request(query.strategy), reader_id=user.reader_id)
 
@@ -239,13 +247,14 @@ async def for_me(
         **BACKEND,
         404: {**PROBLEM, "description": "No reader with this user id"},
     },
+    openapi_extra=PERSONAL_QUERY.openapi_extra,
 )
 async def for_user(
     principal: access.Backend,
     state: StateDep,
     loaded: ModelDep,
     user_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The data set's user id")],
-    query: Annotated[PersonalQuery, Query()],
+    query: Annotated[PersonalQuery, PERSONAL_QUERY.depends],
 ) -> Response:
     return await _answer(state, loaded, query.request("personal"), external_id=user_id)
 
