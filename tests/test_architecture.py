@@ -28,3 +28,18 @@ def test_migrations_match_the_models(engine: Engine) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
+
+
+def test_api_workers_do_not_load_file_import_libraries() -> None:
+    """Every `bookrec serve` worker imports the CLI (multiprocessing's spawn re-runs the
+    `bookrec` script) and the app: neither may pull in pyarrow or scikit-learn, tens of MB
+    of resident memory per worker that serving never uses."""
+    code = (
+        "import sys, bookrec.cli.main, bookrec.api.app\n"
+        "bookrec.api.app.create_app()\n"
+        "print(sorted(m for m in ('pyarrow', 'sklearn', 'pandas') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

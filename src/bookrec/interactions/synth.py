@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
+
+if TYPE_CHECKING:  # imported where files are read or written: the CLI, and with it every
+    import pyarrow as pa  # API worker, imports this module for its defaults
+
 
 POPULARITY_EXPONENT = 0.85
 TASTE_SHARE = 0.55
@@ -99,6 +101,9 @@ class SynthRatings:
 
 def read_catalog(directory: Path) -> SynthCatalog:
     """Read ``books.csv`` (and ``book_tags.csv`` if present) from a goodbooks-layout directory."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     books = pacsv.read_csv(
         directory / "books.csv",
         convert_options=pacsv.ConvertOptions(column_types={"authors": pa.string()}),
@@ -123,6 +128,9 @@ def read_catalog(directory: Path) -> SynthCatalog:
 
 def _popularity(books: pa.Table) -> FloatArray:
     """ratings_count, with 1 for books where it is missing or not positive."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if "ratings_count" not in books.column_names:
         return np.ones(books.num_rows)
     counts = pc.fill_null(books["ratings_count"].cast(pa.float64()), 0.0).to_numpy()
@@ -131,6 +139,9 @@ def _popularity(books: pa.Table) -> FloatArray:
 
 def _histogram(books: pa.Table) -> FloatArray:
     """ratings_1..5 as shares; DEFAULT_HISTOGRAM for books where they are missing or all zero."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     columns = [f"ratings_{stars}" for stars in range(1, 6)]
     if not set(columns) <= set(books.column_names):
         return np.tile(DEFAULT_HISTOGRAM, (books.num_rows, 1))
@@ -147,6 +158,8 @@ def _histogram(books: pa.Table) -> FloatArray:
 
 def _primary_author_group(books: pa.Table) -> Int64Array:
     """Dense group per first listed author; a book without authors is a group of its own."""
+    import pyarrow.compute as pc
+
     if "authors" in books.column_names:
         authors = pc.fill_null(books["authors"], "")
         first = pc.utf8_trim_whitespace(pc.list_element(pc.split_pattern(authors, ","), 0))
@@ -404,6 +417,9 @@ def _timestamps(rng: np.random.Generator, config: SynthConfig, reader: Int64Arra
 
 def write_csv(ratings: SynthRatings, path: Path) -> None:
     """Write user_id,book_id,rating,timestamp CSV atomically (via path.with_suffix('.tmp'))."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     table = pa.table(
         {
             "user_id": ratings.user_id,
