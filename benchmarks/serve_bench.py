@@ -13,15 +13,16 @@ same machine (`--threads`, `--connections`, `--duration` each run), with a Lua s
 asks `GET /api/v1/recommendations/users/{random user id}?k=10` with the API key and counts
 the answers' `X-Cache` header and any non-200 status. Runs, in this order:
 
-floor, cold, floor, warm-up, floor, warm, floor, where
+floor, cold, floor, warm-up, floor, warm, floor, scored, floor, where
 - floor: `GET /health/live` (the same server, middleware and event loop; no auth, no model);
-- cold: random readers over all ~53k, caches empty (a fresh server): nearly every request
-  reads the reader's activity, scores the whole catalogue and describes the list;
-- warm-up: requests over the first `--warm-users` user ids for `--warm-up` seconds (each
-  worker caches what it answers);
-- warm: random readers among those users: the activity stamp query + a cache hit;
-- scored (then a last floor): random readers with `explain=true`, which no precomputed list
-  answers: the reader's activity is read, the catalogue scored, reasons written, per request.
+- cold: random readers over all ~53k on a fresh server (caches empty): the activity stamp
+  query, then the reader's list as training stored it (`X-Cache: precomputed`), written
+  from the book cards' stored JSON;
+- warm-up: `explain=true` over the first `--warm-users` user ids for `--warm-up` seconds:
+  no precomputed list answers these, so each worker scores them once and caches them;
+- warm: random readers among those users, `explain=true`: the stamp query + a cache hit;
+- scored: random readers over all ~53k with `explain=true`: the reader's activity is read,
+  the catalogue scored, reasons written, per request (`X-Cache: miss`).
 
 Every answer says where it came from (`X-Cache`: hit, precomputed or miss = scored); the
 Lua script counts them. "cold" is the headline: random readers of the whole data set on a
@@ -289,7 +290,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             model = json.loads(answer.read())["checks"]["model"]
         log(f"serving model {model['version']} ({model['algo']}); {readers:,} readers")
         live = f"{base}/health/live"
-        warm_env = {**wrk_env, "BOOKREC_BENCH_USERS": str(args.warm_users)}
+        warm_env = {
+            **wrk_env,
+            "BOOKREC_BENCH_USERS": str(args.warm_users),
+            "BOOKREC_BENCH_QUERY": "k=10&explain=true",
+        }
         runs["floor_1"] = wrk(live, args, None, wrk_env, args.duration)
         runs["cold"] = wrk(base, args, script, wrk_env, args.duration)
         runs["floor_2"] = wrk(live, args, None, wrk_env, args.duration)
@@ -355,8 +360,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--duration", type=int, default=20, help="seconds per measured run")
-    parser.add_argument("--warm-users", type=int, default=2000)
-    parser.add_argument("--warm-up", type=int, default=15, help="seconds of the warm-up pass")
+    parser.add_argument("--warm-users", type=int, default=300)
+    parser.add_argument("--warm-up", type=int, default=20, help="seconds of the warm-up pass")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", help="also write the result document here")
     return parser.parse_args(argv)
