@@ -165,22 +165,21 @@ def ready_list(
 ) -> tuple[str, bytes | None, str]:
     """(cache key, body, source) for a list that needs no scoring, else (key, None, "miss").
 
-    Sources: "hit" (the cache) or "precomputed" (the version's list for a reader whose
-    activity has not changed since training). `reader` is (reader id, activity stamp): the
+    Sources: "precomputed" (the version's list for a reader whose activity has not changed
+    since training; asked first, as it is in the worker's memory and the cache may need a
+    Redis round trip) or "hit" (the cache). `reader` is (reader id, activity stamp): the
     stamp changes with every rating, un-rating or shelving, so it is part of the key.
     """
     request.filters.check()
     key = cache_key((loaded.version, request.strategy, request.digest(), *(reader or ("-", "-"))))
-    body = cache.get(key)
-    if body is not None:
-        return key, body, "hit"
     if reader is not None and loaded.precomputed is not None and request.is_plain():
         picks = loaded.precomputed.lookup(*reader, request.k + 5)
         if picks is not None:
             # not cached: rebuilding it costs about what a cache entry would
             body = plain_list_json(cards, request.strategy, loaded.version, picks, request.k)
             return key, body, "precomputed"
-    return key, None, "miss"
+    cached = cache.get(key)
+    return key, cached, "miss" if cached is None else "hit"
 
 
 def scored_list(

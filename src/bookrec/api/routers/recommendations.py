@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bookrec.api import access
-from bookrec.api.deps import ModelDep, ServingDep, SessionDep, StateDep
+from bookrec.api.deps import ModelDep, ServingDep, SessionDep, get_model
 from bookrec.api.query import QueryModel
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.schemas import MAX_K, PROBLEM
@@ -121,6 +121,22 @@ def list_response(body: bytes, loaded: LoadedModel, source: str) -> Response:
 
 
 @dataclass(frozen=True)
+class Answering:
+    """The worker's state and the model that answers: one dependency for the list routes,
+    where two would each cost FastAPI's per-dependency work on the hot path."""
+
+    state: AppState
+    loaded: LoadedModel
+
+
+async def answering(request: Request) -> Answering:
+    return Answering(request.app.state.bookrec, await get_model(request))
+
+
+AnsweringDep = Annotated[Answering, Depends(answering)]
+
+
+@dataclass(frozen=True)
 class _Found:
     key: str
     body: bytes | None
@@ -172,8 +188,7 @@ def _score(state: AppState, loaded: LoadedModel, request: ListRequest, found: _F
 
 
 async def _answer(
-    state: AppState,
-    loaded: LoadedModel,
+    answering: Answering,
     request: ListRequest,
     *,
     reader_id: int | None = None,
@@ -185,6 +200,7 @@ async def _answer(
     serving engine says it may (SQLite: tens of microseconds, less than a thread-pool hop);
     otherwise, and for scoring always, in the thread pool.
     """
+    state, loaded = answering.state, answering.loaded
     arguments = (state, loaded, request, reader_id, external_id)
     if state.serving.lookups_inline:
         found = _look_up(*arguments)
@@ -204,9 +220,9 @@ async def _answer(
     openapi_extra=LIST_QUERY.openapi_extra,
 )
 async def popular(
-    state: StateDep, loaded: ModelDep, query: Annotated[ListQuery, LIST_QUERY.depends]
+    answering: AnsweringDep, query: Annotated[ListQuery, LIST_QUERY.depends]
 ) -> Response:
-    return await _answer(state, loaded, query.request("popular"))
+    return await _answer(answering, query.request("popular"))
 
 
 @router.get(
@@ -217,9 +233,9 @@ async def popular(
     openapi_extra=LIST_QUERY.openapi_extra,
 )
 async def trending(
-    state: StateDep, loaded: ModelDep, query: Annotated[ListQuery, LIST_QUERY.depends]
+    answering: AnsweringDep, query: Annotated[ListQuery, LIST_QUERY.depends]
 ) -> Response:
-    return await _answer(state, loaded, query.request("trending"))
+    return await _answer(answering, query.request("trending"))
 
 
 @router.get(
@@ -231,11 +247,10 @@ async def trending(
 )
 async def for_me(
     user: access.Reader,
-    state: StateDep,
-    loaded: ModelDep,
+    answering: AnsweringDep,
     query: Annotated[MyListQuery, MY_LIST_QUERY.depends],
 ) -> Response:
-    return await _answer(state, loaded, query.request(query.strategy), reader_id=user.reader_id)
+    return await _answer(answering, query.request(query.strategy), reader_id=user.reader_id)
 
 
 @router.get(
@@ -251,12 +266,11 @@ async def for_me(
 )
 async def for_user(
     principal: access.Backend,
-    state: StateDep,
-    loaded: ModelDep,
+    answering: AnsweringDep,
     user_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The data set's user id")],
     query: Annotated[PersonalQuery, PERSONAL_QUERY.depends],
 ) -> Response:
-    return await _answer(state, loaded, query.request("personal"), external_id=user_id)
+    return await _answer(answering, query.request("personal"), external_id=user_id)
 
 
 class BatchRequest(BaseModel):
