@@ -1,8 +1,10 @@
 """Recommendation lists: personal (for me, for a data set reader, in batches), popular, trending.
 
-Answers come from the worker's serving engine: the reader's activity is the only query on
-the way (plus tag/author name lookups when those filters are used); scoring runs in the
-thread pool (these handlers are plain functions), and finished lists are cached.
+Answers come from the worker's serving engine: the reader's activity stamp is the only query
+on the way (plus their rows and tag/author name lookups when a list must be scored); a
+reader who has not acted since training gets their precomputed list; scoring runs in the
+thread pool, and scored lists are cached. The list routes are the service's hot path, so
+each takes few dependencies and reads its query in one validation (see `_answer`).
 """
 
 from __future__ import annotations
