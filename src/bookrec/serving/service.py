@@ -163,7 +163,8 @@ def ready_list(
     request: ListRequest,
     reader: tuple[int, str] | None = None,
 ) -> tuple[str, bytes | None, str]:
-    """(cache key, body, source) for a list that needs no scoring, else (key, None, "miss").
+    """(cache key, body, source) for a list that needs no scoring, else (key, None, "miss");
+    the key is "" for a precomputed answer, which is not cached.
 
     Sources: "precomputed" (the version's list for a reader whose activity has not changed
     since training; asked first, as it is in the worker's memory and the cache may need a
@@ -171,13 +172,13 @@ def ready_list(
     stamp changes with every rating, un-rating or shelving, so it is part of the key.
     """
     request.filters.check()
-    key = cache_key((loaded.version, request.strategy, request.digest(), *(reader or ("-", "-"))))
     if reader is not None and loaded.precomputed is not None and request.is_plain():
         picks = loaded.precomputed.lookup(*reader, request.k + 5)
         if picks is not None:
-            # not cached: rebuilding it costs about what a cache entry would
+            # not cached (so no key): rebuilding it costs about what a cache entry would
             body = plain_list_json(cards, request.strategy, loaded.version, picks, request.k)
-            return key, body, "precomputed"
+            return "", body, "precomputed"
+    key = cache_key((loaded.version, request.strategy, request.digest(), *(reader or ("-", "-"))))
     cached = cache.get(key)
     return key, cached, "miss" if cached is None else "hit"
 
