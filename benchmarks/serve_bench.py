@@ -129,11 +129,11 @@ def prepare(var_dir: Path, env: dict[str, str]) -> None:
 def mint_key(env: dict[str, str]) -> tuple[str, int]:
     """An API key for the benchmark, and the number of data set readers."""
     code = (
-        "import json, bookrec.db.models\n"
+        "import json, bookrec.schema\n"
         "from sqlalchemy import func, select\n"
         "from sqlalchemy.orm import Session\n"
         "from bookrec.accounts import api_keys\n"
-        "from bookrec.accounts.models import Reader\n"
+        "from bookrec.readers.models import Reader\n"
         "from bookrec.config import load_settings\n"
         "from bookrec.db.engine import make_engine\n"
         "engine = make_engine(load_settings().sqlalchemy_url)\n"
@@ -314,7 +314,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "BOOKREC_BENCH_QUERY": "k=10&explain=true",
         }
         runs["floor_1"] = wrk(live, args, None, wrk_env, args.duration)
-        served = [*var_dir.glob("*.sqlite3*"), *(var_dir / "models" / model["version"]).rglob("*")]
+        served = [
+            *var_dir.glob("*.sqlite3*"),
+            *(var_dir / "models" / str(model["version"])).rglob("*"),
+        ]
         served = [path for path in served if path.is_file()]
         log(f"read {len(served)} files into the page cache in {read_into_page_cache(served):.1f} s")
         runs["cold"] = wrk(base, args, script, wrk_env, args.duration)

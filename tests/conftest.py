@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.datasets",
+    "tests.fixtures.movielens",
     "tests.fixtures.redis",
 ]

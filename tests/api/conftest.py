@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 
 from bookrec.api.app import create_app
 from bookrec.config import Settings
-from bookrec.interactions.importer import import_directory
-from bookrec.training.registry import Registry
+from bookrec.importing.importer import import_directory
+from bookrec.model_registry.registry import ModelRegistry
 from bookrec.training.service import train
 
 
@@ -38,7 +38,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 def loaded(engine: Engine, settings: Settings, small_dataset: Path) -> Settings:
     """The small data set imported and a popularity model trained and active."""
     import_directory(engine, small_dataset)
-    train(engine, Registry(engine, settings.models_dir), "popularity", settings=settings)
+    train(engine, ModelRegistry(settings.models_dir), "popularity", settings=settings)
     return settings
 
 

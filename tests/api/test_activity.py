@@ -14,12 +14,11 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 from tests.api.test_auth import PASSWORD, assert_unauthorized, bearer
 
-from bookrec.accounts.models import Reader
 from bookrec.api.routers import activity
 from bookrec.catalog.models import Book
 from bookrec.config import Settings
-from bookrec.interactions import service
-from bookrec.interactions.models import Event, Rating, ShelfItem
+from bookrec.readers import service
+from bookrec.readers.models import Event, Rating, Reader, ShelfItem
 
 API = "/api/v1"
 UNKNOWN_BOOK = 999_999

@@ -12,9 +12,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from bookrec.accounts.audit import AuditEvent
-from bookrec.accounts.models import Reader, RefreshToken, User
+from bookrec.accounts.models import RefreshToken, User
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
+from bookrec.readers.models import Reader
 
 EMAIL = "Ada@Example.org"
 PASSWORD = "violet-harbour-tandem-41"

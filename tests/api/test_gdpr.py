@@ -17,9 +17,9 @@ from tests.api.test_auth import EMAIL, PASSWORD, assert_unauthorized, bearer, lo
 
 from bookrec.accounts import privacy
 from bookrec.accounts.audit import AuditEvent
-from bookrec.accounts.models import Reader, RefreshToken, User
+from bookrec.accounts.models import RefreshToken, User
 from bookrec.catalog.models import Book
-from bookrec.interactions.models import Event, Rating, ShelfItem
+from bookrec.readers.models import Event, Rating, Reader, ShelfItem
 
 NORMALISED = EMAIL.lower()
 RATED = {1: 5, 2: 3, 7: 4}

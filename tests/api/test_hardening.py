@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,17 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import structlog
 from fastapi.testclient import TestClient
+from tests.fixtures.clock import FakeClock
 from tests.fixtures.redis import REDIS_URL
 
 from bookrec.api.app import create_app
 from bookrec.api.ratelimit import Limits, RateLimiter
 from bookrec.config import Settings
-from bookrec.db.migrate import upgrade
+from bookrec.db.redis import RETRY_SECONDS
 from bookrec.errors import TooManyRequests
+from bookrec.schema.migrate import upgrade
 
 PASSWORD = "correct-horse-battery-staple-42"
 MIB = 1024 * 1024
@@ -255,55 +257,50 @@ def test_limits_are_shared_through_redis(
     assert list(redis_server.scan_iter(match=f"{redis_prefix}*"))
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.events.append(str(record.msg))
+def rate_limit_warnings(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == "redis_unavailable" and e["used_for"] == "rate limits"]
 
 
-@pytest.fixture
-def ratelimit_log() -> Iterator[Records]:
-    records = Records()
-    logger = logging.getLogger("bookrec.api.ratelimit")
-    logger.addHandler(records)
-    yield records
-    logger.removeHandler(records)
-
-
-def test_redis_down_falls_back_to_memory_with_one_warning(
-    make: Any, ratelimit_log: Records
-) -> None:
+def test_redis_down_falls_back_to_memory_with_one_warning(make: Any) -> None:
     settings = make(REDIS_URL=CLOSED_REDIS, BOOKREC_RATE_LIMIT_GENERAL="3/minute")
-    with TestClient(create_app(settings)) as client:
+    app = create_app(settings)
+    with structlog.testing.capture_logs() as logs, TestClient(app) as client:
         statuses = [client.get("/api/v1/me").status_code for _ in range(3)]
         assert statuses == [401, 401, 401]  # answered, not 5xx
         assert_rate_limited(client.get("/api/v1/me"))
-    warnings = [event for event in ratelimit_log.events if "ratelimit_redis_unavailable" in event]
-    assert len(warnings) == 1
+    assert len(rate_limit_warnings(logs)) == 1
 
 
-def test_limiter_retries_redis_and_warns_once(ratelimit_log: Records) -> None:
+def test_limiter_retries_redis_and_warns_once() -> None:
     limits = Limits.of(Settings(BOOKREC_RATE_LIMIT_GENERAL="2/minute"))
-    limiter = RateLimiter(limits, CLOSED_REDIS, "bookrec-test:", retry_seconds=0.0)
-    limiter.hit(limits.general, "general", "ip:a")  # tries Redis, falls back
-    limiter.hit(limits.general, "general", "ip:a")  # tries Redis again (retry after 0 s)
-    with pytest.raises(TooManyRequests) as raised:
-        limiter.hit(limits.general, "general", "ip:a")
+    clock = FakeClock()
+    limiter = RateLimiter(limits, CLOSED_REDIS, "bookrec-test:", clock=clock)
+    with structlog.testing.capture_logs() as logs:
+        limiter.hit(limits.general, "general", "ip:a")  # tries Redis, falls back
+        assert limiter.fallback.down and not limiter.using_redis
+        clock.advance(RETRY_SECONDS + 1)
+        assert not limiter.fallback.down
+        limiter.hit(limits.general, "general", "ip:a")  # tries Redis again: still down
+        assert limiter.fallback.down
+        with pytest.raises(TooManyRequests) as raised:
+            limiter.hit(limits.general, "general", "ip:a")
     assert raised.value.retry_after >= 1
     assert not limiter.using_redis
-    assert sum("ratelimit_redis_unavailable" in e for e in ratelimit_log.events) == 1
+    assert len(rate_limit_warnings(logs)) == 1  # one warning per outage, not per attempt
 
 
 def test_limiter_returns_to_redis_when_it_answers_again(
-    redis_server: redis.Redis, redis_prefix: str, ratelimit_log: Records
+    redis_server: redis.Redis, redis_prefix: str
 ) -> None:
     limits = Limits.of(Settings(BOOKREC_RATE_LIMIT_GENERAL="5/minute"))
-    limiter = RateLimiter(limits, REDIS_URL, redis_prefix, retry_seconds=0.0)
-    limiter._redis_failed(ConnectionError("simulated outage"))
-    assert not limiter.using_redis
-    limiter.hit(limits.general, "general", "ip:b")
+    clock = FakeClock()
+    limiter = RateLimiter(limits, REDIS_URL, redis_prefix, clock=clock)
+    with structlog.testing.capture_logs() as logs:
+        limiter.fallback.failed(ConnectionError("simulated outage"))
+        assert not limiter.using_redis
+        limiter.hit(limits.general, "general", "ip:b")  # within the retry time: memory
+        assert not limiter.using_redis
+        clock.advance(RETRY_SECONDS + 1)
+        limiter.hit(limits.general, "general", "ip:b")
     assert limiter.using_redis
-    assert any("ratelimit_redis_recovered" in e for e in ratelimit_log.events)
+    assert [e["event"] for e in logs] == ["redis_unavailable", "redis_recovered"]

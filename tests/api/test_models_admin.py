@@ -13,10 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from tests.fixtures.accounts import signed_in
+from tests.fixtures.registry import RegistryView
 
+from bookrec.accounts import audit
 from bookrec.accounts.audit import AuditEvent
 from bookrec.config import Settings
-from bookrec.training.registry import Registry
 from bookrec.training.service import train
 
 MODELS = "/api/v1/admin/models"
@@ -34,8 +35,8 @@ def headers(client: TestClient, engine: Engine, loaded: Settings) -> dict[str, d
 
 
 @pytest.fixture
-def registry(engine: Engine, loaded: Settings) -> Registry:
-    return Registry(engine, loaded.models_dir)
+def registry(engine: Engine, loaded: Settings) -> RegistryView:
+    return RegistryView(engine, loaded.models_dir)
 
 
 def assert_problem(response: Any, status: int, detail: str | None = None) -> None:
@@ -56,7 +57,7 @@ def audit_actions(engine: Engine) -> list[tuple[str, str | None]]:
         return [(row[0], row[1]) for row in rows]
 
 
-def served_version(client: TestClient, admin: dict[str, str], wanted: str) -> str | None:
+def served_version(client: TestClient, admin: dict[str, str], wanted: int) -> int | None:
     """The version the app serves, waiting up to 5 s for it to become `wanted`."""
     deadline = time.monotonic() + 5
     served = None
@@ -71,12 +72,12 @@ def served_version(client: TestClient, admin: dict[str, str], wanted: str) -> st
 def test_list_show_activate_rollback(
     client: TestClient,
     headers: dict[str, dict[str, str]],
-    registry: Registry,
+    registry: RegistryView,
     engine: Engine,
     loaded: Settings,
 ) -> None:
     admin = headers["admin"]
-    second = train(engine, registry, "als", SIZED_ALS, settings=loaded)
+    second = train(engine, registry.registry, "als", SIZED_ALS, settings=loaded)
     assert second.promoted, second.gate
 
     listed = client.get(MODELS, headers=admin)
@@ -102,14 +103,14 @@ def test_list_show_activate_rollback(
     rolled = client.post(f"{MODELS}/rollback", headers=admin)
     assert rolled.status_code == 200, rolled.text
     assert rolled.json()["version"] == 1 and rolled.json()["status"] == "active"
-    assert registry.active_version() == "1"
-    assert served_version(client, admin, "1") == "1"
+    assert registry.active_number() == 1
+    assert served_version(client, admin, 1) == 1
 
     activated = client.post(f"{MODELS}/2/activate", headers=admin)
     assert activated.status_code == 200, activated.text
     assert activated.json()["status"] == "active" and activated.json()["activated_at"]
-    assert registry.active_version() == "2"
-    assert served_version(client, admin, "2") == "2"
+    assert registry.active_number() == 2
+    assert served_version(client, admin, 2) == 2
     assert audit_actions(engine) == [
         ("model.rollback", "model_version:1"),
         ("model.activate", "model_version:2"),
@@ -117,7 +118,7 @@ def test_list_show_activate_rollback(
 
 
 def test_errors_are_problems(
-    client: TestClient, headers: dict[str, dict[str, str]], registry: Registry, engine: Engine
+    client: TestClient, headers: dict[str, dict[str, str]], registry: RegistryView, engine: Engine
 ) -> None:
     admin = headers["admin"]
     assert_problem(client.get(f"{MODELS}/99", headers=admin), 404, "does not exist")
@@ -130,7 +131,7 @@ def test_errors_are_problems(
     # a tampered version is refused, not activated
     (registry.root / "1" / "popular" / "manifest.json").write_text("{}")
     assert_problem(client.post(f"{MODELS}/1/activate", headers=admin), 409, "fail verification")
-    assert registry.get("1").status == "refused"
+    assert registry.get(1).status == "refused"
     assert audit_actions(engine) == [("model.activate", "model_version:1")]
 
 
@@ -145,3 +146,38 @@ def test_strangers_and_readers_are_refused(
     ):
         assert_problem(client.request(method, path), 401)
         assert_problem(client.request(method, path, headers=headers["reader"]), 403)
+
+
+def test_an_activation_whose_audit_row_fails_changes_nothing(
+    client: TestClient,
+    headers: dict[str, dict[str, str]],
+    registry: RegistryView,
+    engine: Engine,
+    loaded: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The activation and its audit row are one unit of work: both, or neither."""
+    admin = headers["admin"]
+    train(engine, registry.registry, "als", SIZED_ALS, activate=False, settings=loaded)
+    assert registry.active_number() == 1
+    real_record = audit.record
+
+    def failing_record(session: Any, action: str, **details: Any) -> Any:
+        if action.startswith("model."):
+            raise RuntimeError("the audit log is unavailable")
+        return real_record(session, action, **details)
+
+    monkeypatch.setattr(audit, "record", failing_record)
+    with TestClient(client.app, raise_server_exceptions=False) as failing:
+        answer = failing.post(f"{MODELS}/2/activate", headers=admin)
+        assert answer.status_code == 500
+    assert registry.active_number() == 1
+    assert [v.status for v in registry.versions()] == ["active", "candidate"]
+    assert audit_actions(engine) == []
+    models = client.app.state.bookrec.serving.models  # type: ignore[attr-defined]
+    assert models.refresh().number == 1  # what the worker's next poll finds
+
+    monkeypatch.undo()
+    assert client.post(f"{MODELS}/2/activate", headers=admin).status_code == 200
+    assert registry.active_number() == 2
+    assert audit_actions(engine) == [("model.activate", "model_version:2")]

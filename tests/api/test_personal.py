@@ -24,8 +24,8 @@ from bookrec.api.access import RECOMMENDATIONS_READ
 from bookrec.api.app import create_app
 from bookrec.catalog.models import Book
 from bookrec.db.engine import make_engine
-from bookrec.interactions.importer import import_directory
-from bookrec.training.registry import Registry
+from bookrec.importing.importer import import_directory
+from bookrec.model_registry.registry import ModelRegistry
 from bookrec.training.service import train
 
 ME = "/api/v1/recommendations/me"
@@ -50,7 +50,7 @@ def client(
         update={"rate_limit_register_ip": "1000/minute", "rate_limit_login_ip": "1000/minute"}
     )
     import_directory(engine, small_dataset_master)  # import only reads the files
-    train(engine, Registry(engine, settings.models_dir), settings=settings)  # the default model
+    train(engine, ModelRegistry(settings.models_dir), settings=settings)  # the default model
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -82,7 +82,7 @@ def test_new_reader_rates_related_books_and_the_list_follows(
     headers = reader(client)
     cold = client.get(ME, params={"k": 10, "explain": True}, headers=headers)
     assert cold.status_code == 200, cold.text
-    assert cold.headers["x-model-version"] == cold.json()["model_version"]
+    assert cold.headers["x-model-version"] == str(cold.json()["model_version"])
     assert len(cold.json()["items"]) == 10
     assert all(item["reasons"] for item in cold.json()["items"])
 
@@ -201,7 +201,7 @@ def test_backend_asks_for_a_data_set_reader_with_an_api_key(
     response = client.get("/api/v1/recommendations/users/1", params={"k": 5}, headers=headers)
     assert response.status_code == 200, response.text
     assert len(response.json()["items"]) == 5
-    assert response.headers["x-model-version"] == response.json()["model_version"]
+    assert response.headers["x-model-version"] == str(response.json()["model_version"])
     assert response.headers["x-cache"] == "precomputed"
     again = client.get("/api/v1/recommendations/users/1", params={"k": 5}, headers=headers)
     # a stored list is rebuilt from the model version each time (as cheap as a cache entry)
@@ -228,3 +228,46 @@ def test_precomputed_lists_match_live_scoring_until_the_reader_acts(
     assert ids(stored.json()) == ids(live.json())
     scores = [item["score"] for item in stored.json()["items"]]
     assert scores == pytest.approx([item["score"] for item in live.json()["items"]], abs=1e-4)
+
+
+def test_re_rating_within_the_same_second_is_never_answered_from_the_cache(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ratings 3 = 3★, 6 = 5★ and then 3 = 5★, 6 = 4★ in one second: the same count, the same
+    sum of book × stars and of times, so an aggregate of them cannot tell the two apart. The
+    activity version can: the second list is scored anew and cites the new ratings."""
+    from bookrec.readers import service as readers
+
+    monkeypatch.setattr(readers, "_now", lambda: 1_800_000_000)  # every write in one second
+    headers = reader(client)
+    with Session(engine) as session:
+        titles = {3: session.get_one(Book, 3).title, 6: session.get_one(Book, 6).title}
+
+    def rate(stars: dict[int, int]) -> None:
+        for book_id, value in stars.items():
+            answer = client.put(
+                f"/api/v1/me/ratings/{book_id}", json={"rating": value}, headers=headers
+            )
+            assert answer.status_code in (200, 201), answer.text
+
+    def reasons(listing: dict[str, Any]) -> set[str]:
+        return {reason for item in listing["items"] for reason in item["reasons"] or []}
+
+    rate({3: 3, 6: 5})
+    first = client.get(ME, params={"k": 10, "explain": True}, headers=headers)
+    assert first.status_code == 200 and first.headers["x-cache"] == "miss"
+    again = client.get(ME, params={"k": 10, "explain": True}, headers=headers)
+    assert again.headers["x-cache"] == "hit" and again.content == first.content
+
+    rate({3: 5, 6: 4})
+    second = client.get(ME, params={"k": 10, "explain": True}, headers=headers)
+    assert second.status_code == 200, second.text
+    assert second.headers["x-cache"] != "hit"
+    cited = reasons(second.json())
+    assert f'because you rated "{titles[3]}" 3★' not in cited
+    assert f'because you rated "{titles[6]}" 5★' not in cited
+    assert (
+        f'because you rated "{titles[3]}" 5★' in cited
+        or f'because you rated "{titles[6]}" 4★' in cited
+    )
+    assert reasons(first.json()) != cited

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from bookrec.accounts import service as accounts
 from bookrec.accounts.api_keys import ApiKey, hash_key
 from bookrec.accounts.audit import AuditEvent
-from bookrec.accounts.models import Reader, User
+from bookrec.accounts.models import User
 from bookrec.catalog.models import Book
 from bookrec.config import Settings
-from bookrec.interactions.models import Rating
+from bookrec.readers.models import Rating, Reader
 
 ADMIN_PREFIX = "/api/v1/admin"
 ADMIN_EMAIL = "root@example.org"
@@ -166,7 +166,7 @@ def test_api_key_lifecycle(
     path = f"/api/v1/recommendations/users/{dataset_user}"
     served = client.get(path, params={"k": 5}, headers=api_key(key))
     assert served.status_code == 200, served.text
-    assert served.headers["x-model-version"] == served.json()["model_version"]
+    assert served.headers["x-model-version"] == str(served.json()["model_version"])
     items = served.json()["items"]
     assert 0 < len(items) <= 5 and {"book_id", "title", "authors", "score"} <= set(items[0])
     assert client.get(KEYS, headers=admin).json()["items"][0]["last_used_at"] is not None

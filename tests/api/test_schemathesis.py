@@ -32,9 +32,9 @@ from tests.api.test_auth import PASSWORD, bearer
 
 from bookrec.api.app import create_app
 from bookrec.db.engine import make_engine
-from bookrec.db.migrate import upgrade
-from bookrec.interactions.importer import import_directory
-from bookrec.training.registry import Registry
+from bookrec.importing.importer import import_directory
+from bookrec.model_registry.registry import ModelRegistry
+from bookrec.schema.migrate import upgrade
 from bookrec.training.service import train
 
 #: Operations that end the login they are called with.
@@ -80,7 +80,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, small_dataset_master: Path) ->
     dataset = shutil.copytree(small_dataset_master, root / "goodbooks-small")
     engine = make_engine(url)
     import_directory(engine, dataset)
-    train(engine, Registry(engine, configured.models_dir), "popularity", settings=configured)
+    train(engine, ModelRegistry(configured.models_dir), "popularity", settings=configured)
     engine.dispose()
     app = create_app(configured)
     with TestClient(app) as client:

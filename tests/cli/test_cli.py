@@ -23,7 +23,7 @@ def test_import_train_recommend(env: dict[str, str], small_dataset: Path, tmp_pa
     code, output = invoke(env, "recommend", "3", "--k", "5", "--json")
     assert code == 0, output
     listing = json.loads(output[output.index("{") :])
-    assert listing["model_version"] == "1" and len(listing["items"]) == 5
+    assert listing["model_version"] == 1 and len(listing["items"]) == 5
 
     users = tmp_path / "users.csv"
     users.write_text("user_id\n1\n2\n3\n424242\n")

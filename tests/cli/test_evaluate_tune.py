@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tests.fixtures.cli import invoke
 
-from bookrec.training.tuned import TunedParams
+from bookrec.evaluation.tuned import TunedParams
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from bookrec.api.app import create_app
 from bookrec.config import Settings
-from bookrec.training.registry import Registry
+from bookrec.model_registry.registry import ModelRegistry
 from bookrec.training.service import train
 from tests.api.conftest import make_settings
 from tests.fixtures.accounts import signed_in
@@ -37,7 +37,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def loaded(imported: Engine, settings: Settings) -> Settings:
     """The small data set and an active popularity model."""
-    train(imported, Registry(imported, settings.models_dir), "popularity", settings=settings)
+    train(imported, ModelRegistry(settings.models_dir), "popularity", settings=settings)
     return settings
 
 

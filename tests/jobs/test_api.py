@@ -15,8 +15,8 @@ from bookrec.config import Settings
 from bookrec.db.base import utcnow
 from bookrec.jobs.embedded import EmbeddedWorker
 from bookrec.jobs.models import TrainingJob
-from bookrec.training.registry import Registry
 from tests.fixtures.accounts import signed_in
+from tests.fixtures.registry import RegistryView
 from tests.jobs.conftest import ADMIN_EMAIL
 
 TRAIN = "/api/v1/admin/train"
@@ -32,8 +32,8 @@ def assert_problem(response: Any, status: int) -> None:
 def test_post_train_queues_a_job_the_embedded_worker_runs(
     loaded: Settings, client: TestClient, admin_headers: dict[str, str], engine: Engine
 ) -> None:
-    registry = Registry(engine, loaded.models_dir)
-    before = registry.active_version()
+    registry = RegistryView(engine, loaded.models_dir)
+    before = registry.active_number()
 
     response = client.post(TRAIN, json={"algo": "popularity", "force": True}, headers=admin_headers)
 
@@ -60,7 +60,7 @@ def test_post_train_queues_a_job_the_embedded_worker_runs(
     assert done["progress"] == 100.0
     assert done["result"]["promoted"] is True
     assert str(done["result"]["version"]) != before
-    assert registry.active_version() == str(done["result"]["version"])
+    assert registry.active_number() == done["result"]["version"]
 
 
 def test_a_crashed_job_process_is_recorded_at_once(engine: Engine, settings: Settings) -> None:

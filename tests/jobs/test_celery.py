@@ -12,11 +12,12 @@ from sqlalchemy import Engine
 
 from bookrec.api.app import create_app
 from bookrec.config import Settings
-from bookrec.interactions.importer import import_directory
-from bookrec.training.registry import Registry
+from bookrec.importing.importer import import_directory
+from bookrec.model_registry.registry import ModelRegistry
 from bookrec.training.service import train
 from tests.fixtures.accounts import signed_in
 from tests.fixtures.redis import REDIS_URL
+from tests.fixtures.registry import RegistryView
 from tests.jobs.conftest import ADMIN_EMAIL, job_settings
 from tests.jobs.processes import start, stop, wait_for
 
@@ -33,7 +34,7 @@ def production(
         redis_prefix=redis_prefix,
     )
     import_directory(engine, small_dataset)
-    train(engine, Registry(engine, settings.models_dir), "popularity", settings=settings)
+    train(engine, ModelRegistry(settings.models_dir), "popularity", settings=settings)
     return settings
 
 
@@ -74,4 +75,4 @@ def test_a_job_posted_to_the_api_runs_on_a_celery_worker(
     assert str(job["worker"]).rsplit(":", 1)[1].isdigit()
     result = job["result"]
     assert isinstance(result, dict) and result["promoted"] is True
-    assert Registry(engine, production.models_dir).active_version() == str(result["version"])
+    assert RegistryView(engine, production.models_dir).active_number() == result["version"]

@@ -11,11 +11,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from bookrec.config import Settings
-from bookrec.db.engine import make_session_factory, transaction
+from bookrec.db.session import unit_of_work
 from bookrec.jobs import service
 from bookrec.jobs.models import TrainingJob
 from bookrec.jobs.schemas import TrainRequest
-from bookrec.training.registry import Registry
+from tests.fixtures.registry import RegistryView
 from tests.jobs.processes import start, stop, wait_for
 
 
@@ -23,9 +23,9 @@ from tests.jobs.processes import start, stop, wait_for
 def test_the_embedded_worker_runs_jobs_and_sigterm_interrupts_the_running_one(
     loaded: Settings, engine: Engine, tmp_path: Path
 ) -> None:
-    registry = Registry(engine, loaded.models_dir)
-    versions = [v.version for v in registry.versions()]
-    with transaction(make_session_factory(engine)) as session:
+    registry = RegistryView(engine, loaded.models_dir)
+    versions = registry.numbers()
+    with unit_of_work(engine) as session:
         job_id = service.submit(
             session,
             TrainRequest(algo="als", params={"iterations": 100000}),
@@ -53,4 +53,4 @@ def test_the_embedded_worker_runs_jobs_and_sigterm_interrupts_the_running_one(
         job = session.get(TrainingJob, job_id)
         assert job is not None
         assert (job.status, job.error) == ("failed", "interrupted (exit 143)")
-    assert [v.version for v in registry.versions()] == versions
+    assert registry.numbers() == versions

@@ -14,16 +14,17 @@ from sqlalchemy.orm import Session
 
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
-from bookrec.db.engine import make_session_factory, transaction
+from bookrec.db.session import unit_of_work
 from bookrec.errors import Conflict, InvalidInput
 from bookrec.jobs import repository, runner, service
 from bookrec.jobs.models import TrainingJob
 from bookrec.jobs.schemas import TrainRequest
-from bookrec.training.registry import Registry
+from tests.fixtures.registry import RegistryView
+from tests.jobs.processes import wait_for
 
 
 def queue(engine: Engine, **request: Any) -> int:
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         job = service.submit(session, TrainRequest(**request), trigger="cli", requested_by="test")
         return job.job_id
 
@@ -48,7 +49,7 @@ def test_a_job_runs_from_queued_to_succeeded(imported: Engine, settings: Setting
     assert done.progress == 100.0
     assert done.error is None
     assert done.result == {
-        "version": int(outcome.version.version),
+        "version": outcome.version.number,
         "promoted": True,
         "gate": outcome.gate,
     }
@@ -56,7 +57,7 @@ def test_a_job_runs_from_queued_to_succeeded(imported: Engine, settings: Setting
     assert done.started_at is not None and done.finished_at is not None
     assert done.heartbeat_at is not None
     assert seen[0][1] == 0.0 and seen[-1][1] == 100.0
-    assert Registry(imported, settings.models_dir).active_version() == outcome.version.version
+    assert RegistryView(imported, settings.models_dir).active_number() == outcome.version.number
 
 
 def test_progress_and_heartbeat_are_written_about_once_a_second(
@@ -70,7 +71,7 @@ def test_progress_and_heartbeat_are_written_about_once_a_second(
     try:
         for percent in range(0, 50):
             reporter.report("fitting", float(percent))  # a burst: only the newest is written
-        time.sleep(1.6)
+        wait_for("the progress written", lambda: job(imported, job_id).progress == 49.0, 5)
         row = job(imported, job_id)
         assert (row.stage, row.progress) == ("fitting", 49.0)
         assert row.heartbeat_at is not None and claimed_beat is not None
@@ -92,7 +93,7 @@ def test_a_failure_marks_the_job_failed_and_keeps_the_error(
     assert failed.status == "failed"
     assert "there are no ratings to train on" in (failed.error or "")
     assert failed.finished_at is not None
-    assert Registry(engine, settings.models_dir).versions() == []
+    assert RegistryView(engine, settings.models_dir).versions() == []
 
 
 def test_only_one_of_many_racing_workers_claims_a_job(engine: Engine) -> None:
@@ -119,7 +120,7 @@ def test_a_job_whose_heartbeat_outlived_the_lease_is_reaped(engine: Engine) -> N
     silent, alive = queue(engine), queue(engine)
     assert runner.claim(engine, silent) and runner.claim(engine, alive)
     long_ago = utcnow() - timedelta(seconds=120)
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         session.execute(
             update(TrainingJob).where(TrainingJob.job_id == silent).values(heartbeat_at=long_ago)
         )
@@ -135,7 +136,7 @@ def test_a_job_whose_heartbeat_outlived_the_lease_is_reaped(engine: Engine) -> N
 
 def test_finished_jobs_never_move_backwards(engine: Engine) -> None:
     job_id = queue(engine)
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         assert not repository.succeed(session, job_id, {})  # not running yet
         assert repository.fail(session, job_id, "cancelled")
         assert not repository.claim(session, job_id, "late:1")
@@ -162,8 +163,8 @@ def test_bad_requests_are_refused_before_anything_is_queued(
 def test_a_job_declared_lost_while_it_runs_is_stopped_and_registers_nothing(
     loaded: Settings, engine: Engine
 ) -> None:
-    registry = Registry(engine, loaded.models_dir)
-    versions = [v.version for v in registry.versions()]
+    registry = RegistryView(engine, loaded.models_dir)
+    versions = registry.numbers()
     job_id = queue(engine, algo="als", params={"iterations": 100000})
     assert runner.claim(engine, job_id)
 
@@ -182,4 +183,4 @@ def test_a_job_declared_lost_while_it_runs_is_stopped_and_registers_nothing(
         reaper.join()
 
     assert job(engine, job_id).status == "failed"
-    assert [v.version for v in registry.versions()] == versions
+    assert registry.numbers() == versions

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bookrec.config import Settings
 from bookrec.jobs import service
 from bookrec.jobs.models import TrainingJob
-from bookrec.training.registry import Registry
+from tests.fixtures.registry import RegistryView
 from tests.jobs.processes import start, stop, wait_for
 
 
@@ -36,8 +36,8 @@ def version_dirs(models_dir: Path) -> set[str]:
 def test_sigkill_of_bookrec_train_mid_fit_is_reaped_and_changes_nothing(
     loaded: Settings, engine: Engine, tmp_path: Path
 ) -> None:
-    registry = Registry(engine, loaded.models_dir)
-    active, versions = registry.active_version(), [v.version for v in registry.versions()]
+    registry = RegistryView(engine, loaded.models_dir)
+    active, versions = registry.active_number(), registry.numbers()
     on_disk = version_dirs(loaded.models_dir)
     log = tmp_path / "train.log"
 
@@ -62,6 +62,6 @@ def test_sigkill_of_bookrec_train_mid_fit_is_reaped_and_changes_nothing(
 
     failed = wait_for("the lease to expire", reaped, loaded.job_lease_seconds + 10)
     assert (failed.error or "").startswith("worker lost (no heartbeat since ")
-    assert registry.active_version() == active
-    assert [v.version for v in registry.versions()] == versions
+    assert registry.active_number() == active
+    assert registry.numbers() == versions
     assert version_dirs(loaded.models_dir) == on_disk

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from bookrec.config import Settings
-from bookrec.interactions.models import Rating
 from bookrec.jobs.models import TrainingJob
 from bookrec.jobs.schedule import EmbeddedSchedule, enqueue_scheduled, what_is_new
 from bookrec.jobs.tasks import QUEUE, SCHEDULED_TRAIN_TASK, beat_schedule, make_celery
+from bookrec.readers.models import Rating
 from tests.fixtures.redis import REDIS_URL
 from tests.jobs.conftest import job_settings
 

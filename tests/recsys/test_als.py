@@ -11,8 +11,6 @@ import scipy.sparse as sp
 from bookrec.recsys.als import AlsConfig, AlsRecommender
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
 
-MOVIELENS = Path(__file__).resolve().parents[3] / "shared/data/movielens-small"
-
 # books 101-105 form cluster A, 106-110 cluster B; 111 and 112 are in the catalog, never rated
 BOOKS = IdMap.of(range(101, 113))
 A, B = [101, 102, 103, 104, 105], [106, 107, 108, 109, 110]
@@ -221,10 +219,9 @@ def test_fit_refuses_books_outside_the_catalog() -> None:
         AlsRecommender(small()).fit(clustered(), catalog(IdMap.of(range(101, 106))))
 
 
-@pytest.mark.skipif(not (MOVIELENS / "ratings.csv").exists(), reason="no MovieLens sample")
-def test_movielens_ndcg_at_10() -> None:
+def test_movielens_ndcg_at_10(movielens: Path) -> None:
     """80/20 per-user random split; NDCG@10 of held-out ratings >= 4, train items excluded."""
-    table = np.loadtxt(MOVIELENS / "ratings.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
+    table = np.loadtxt(movielens / "ratings.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
     users, books, ratings = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2]
     rng = np.random.default_rng(42)
     held_out = np.zeros(len(users), dtype=bool)

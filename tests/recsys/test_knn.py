@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from tests.fixtures.movielens import MOVIELENS, movielens_split, ndcg_at_10, popularity_ndcg
+from tests.fixtures.movielens import movielens_split, ndcg_at_10, popularity_ndcg
 
 from bookrec.recsys import knn
 from bookrec.recsys.artifacts import ArtifactError
@@ -198,7 +198,6 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 # -- movielens-small: does it rank held-out favourites? ------------------------------------------
 
 
-@pytest.mark.skipif(not (MOVIELENS / "ratings.csv").is_file(), reason="no movielens-small")
 def test_movielens_ndcg_beats_popularity() -> None:
     data, items, relevant = movielens_split()
     model = ItemKnnRecommender().fit(data, items)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -26,12 +27,13 @@ from bookrec.accounts import api_keys
 from bookrec.api.access import RECOMMENDATIONS_READ
 from bookrec.api.app import create_app
 from bookrec.config import Settings
-from bookrec.interactions.importer import import_directory
+from bookrec.importing.importer import import_directory
+from bookrec.model_registry.notify import redis_notifier
 from bookrec.serving.engine import ServingEngine
-from bookrec.training.registry import Registry, redis_notifier
 from bookrec.training.service import train
 from tests.api.conftest import make_settings
 from tests.fixtures.redis import REDIS_URL
+from tests.fixtures.registry import RegistryView
 from tests.jobs.processes import environment, stop, wait_for
 
 
@@ -44,19 +46,27 @@ def free_port() -> int:
 @pytest.fixture
 def two_versions(
     engine: Engine, database_url: str, small_dataset: Path, tmp_path: Path
-) -> tuple[Settings, Registry]:
+) -> tuple[Settings, RegistryView]:
     """Popularity (version 1, active) and ALS (version 2, registered, not active)."""
     settings = make_settings(database_url, tmp_path / "var")
     import_directory(engine, small_dataset)
-    registry = Registry(engine, settings.models_dir)
-    train(engine, registry, "popularity", settings=settings)
-    train(engine, registry, "als", {"factors": 8, "iterations": 3}, activate=False, force=True)
-    assert registry.active_version() == "1"
+    registry = RegistryView(engine, settings.models_dir)
+    train(engine, registry.registry, "popularity", settings=settings)
+    train(
+        engine,
+        registry.registry,
+        "als",
+        {"factors": 8, "iterations": 3},
+        activate=False,
+        force=True,
+        settings=settings,
+    )
+    assert registry.active_number() == 1
     return settings, registry
 
 
 def test_activation_under_load_fails_nothing_and_reaches_both_workers(
-    two_versions: tuple[Settings, Registry], engine: Engine, tmp_path: Path
+    two_versions: tuple[Settings, RegistryView], engine: Engine, tmp_path: Path
 ) -> None:
     settings, registry = two_versions
     with Session(engine) as session, session.begin():
@@ -106,7 +116,7 @@ def test_activation_under_load_fails_nothing_and_reaches_both_workers(
             thread.start()
         time.sleep(1.5)
         activated_at = time.monotonic()
-        registry.activate("2", actor="test")
+        registry.activate(2, actor="test")
         time.sleep(4.0)
         stop_load.set()
         for thread in threads:
@@ -135,11 +145,11 @@ def _ready(base: str) -> bool:
 
 
 def test_corrupt_active_artifact_falls_back_to_the_previous_version(
-    two_versions: tuple[Settings, Registry],
+    two_versions: tuple[Settings, RegistryView],
 ) -> None:
     settings, registry = two_versions
-    registry.activate("2", actor="test")
-    factors = next(registry.get("2").path.glob("model/item_factors.npy"))
+    registry.activate(2, actor="test")
+    factors = next(registry.get(2).path.glob("model/item_factors.npy"))
     data = bytearray(factors.read_bytes())
     data[-1] ^= 0xFF
     factors.write_bytes(bytes(data))
@@ -148,23 +158,26 @@ def test_corrupt_active_artifact_falls_back_to_the_previous_version(
         ready = client.get("/health/ready")
         assert ready.status_code == 200, ready.text
         model = ready.json()["checks"]["model"]
-        assert ready.json()["model_version"] == "1"
-        assert model["version"] == "1" and model["fallback"] is True
-        assert model["refused_versions"] == ["2"] and model["status"] == "degraded"
+        assert ready.json()["model_version"] == 1
+        assert model["version"] == 1 and model["fallback"] is True
+        assert model["refused_versions"] == [2] and model["status"] == "degraded"
         listing = client.get("/api/v1/recommendations/popular", params={"k": 3})
         assert listing.status_code == 200 and listing.headers["x-model-version"] == "1"
-    assert registry.get("2").status == "refused"
-    assert "checksum" in str(registry.get("2").info.get("status_reason"))
-    assert registry.active_version() == "1"
+    assert registry.get(2).status == "refused"
+    assert "checksum" in str(registry.get(2).status_reason)
+    assert registry.active_number() == 1
 
 
-def served(serving: ServingEngine) -> str | None:
+def served(serving: ServingEngine) -> int | None:
     loaded = serving.current()
-    return None if loaded is None else loaded.version
+    return None if loaded is None else loaded.number
 
 
 def test_redis_announces_an_activation_before_the_next_poll(
-    two_versions: tuple[Settings, Registry], engine: Engine, redis_prefix: str
+    two_versions: tuple[Settings, RegistryView],
+    engine: Engine,
+    redis_server: redis.Redis,
+    redis_prefix: str,
 ) -> None:
     settings, _ = two_versions
     settings = settings.model_copy(
@@ -173,12 +186,13 @@ def test_redis_announces_an_activation_before_the_next_poll(
     serving = ServingEngine.of(settings, engine)
     serving.start()
     try:
-        assert served(serving) == "1"
-        time.sleep(0.5)  # the listener subscribes
-        announcing = Registry(engine, settings.models_dir, redis_notifier(settings))
+        assert served(serving) == 1
+        channel = f"{redis_prefix}models"
+        wait_for("the listener", lambda: redis_server.pubsub_numsub(channel)[0][1] > 0, 5)
+        announcing = RegistryView(engine, settings.models_dir, redis_notifier(settings))
         activated_at = time.monotonic()
-        announcing.activate("2", actor="test")
-        wait_for("version 2", lambda: served(serving) == "2", 5)
+        announcing.activate(2, actor="test")
+        wait_for("version 2", lambda: served(serving) == 2, 5)
         assert time.monotonic() - activated_at < 2.0
     finally:
         serving.stop()

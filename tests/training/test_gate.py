@@ -8,6 +8,7 @@ few ratings and scores ≈ 0.04, which the gate rightly rejects; ALS sized for t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
+from tests.fixtures.registry import RegistryView
 
 from bookrec.config import Settings
+from bookrec.model_registry.version import ModelVersion
+from bookrec.readers.snapshot import load_snapshot
 from bookrec.recsys.data import Interactions
 from bookrec.recsys.splits import sampled_holdout
 from bookrec.training import gate
-from bookrec.training.dataset import load_snapshot
-from bookrec.training.registry import ModelVersion, Registry
 from bookrec.training.service import train
 
 SIZED_ALS: dict[str, Any] = {"factors": 32, "regularization": 10.0}
@@ -32,8 +34,8 @@ def gate_settings(**values: Any) -> Settings:
 
 
 @pytest.fixture
-def registry(imported: Engine, tmp_path: Path) -> Registry:
-    return Registry(imported, tmp_path / "models")
+def registry(imported: Engine, tmp_path: Path) -> RegistryView:
+    return RegistryView(imported, tmp_path / "models")
 
 
 def toy(readers: int = 40, per_reader: int = 10) -> Interactions:
@@ -81,73 +83,78 @@ def test_the_split_does_not_depend_on_row_order(imported: Engine) -> None:
     assert gate.make_split(interactions, snapshot.catalog, 60, "ndcg@10").key != first.key
 
 
-def test_first_model_is_promoted_and_its_gate_recorded(registry: Registry) -> None:
-    result = train(registry.engine, registry, "popularity", settings=gate_settings())
-    assert result.promoted and registry.active_version() == result.version.version
-    recorded = registry.get(result.version.version).info
-    assert recorded["gate"] == result.gate
+def test_first_model_is_promoted_and_its_gate_recorded(registry: RegistryView) -> None:
+    result = train(registry.engine, registry.registry, "popularity", settings=gate_settings())
+    assert result.promoted and registry.active_number() == result.version.number
+    recorded = registry.get(result.version.number)
+    assert recorded.gate == result.gate
     assert result.gate["decision"] == "promote" and result.gate["passed"] is True
     assert "first model" in result.gate["reason"] and result.gate["compared_with"] is None
-    assert recorded["metrics"]["ndcg@10"] == result.gate["candidate"] > 0
-    assert recorded["metrics"]["evaluated_readers"] > 0
-    assert recorded["data"]["fingerprint"] == result.gate["split"]["fingerprint"]
+    assert recorded.metrics["ndcg@10"] == result.gate["candidate"] > 0
+    assert recorded.metrics["evaluated_readers"] > 0
+    assert recorded.data["fingerprint"] == result.gate["split"]["fingerprint"]
 
 
-def test_a_worse_candidate_is_registered_but_not_activated(registry: Registry) -> None:
+def test_a_worse_candidate_is_registered_but_not_activated(registry: RegistryView) -> None:
     settings = gate_settings()
-    first = train(registry.engine, registry, "popularity", settings=settings).version
-    result = train(registry.engine, registry, "als", settings=settings)
+    first = train(registry.engine, registry.registry, "popularity", settings=settings).version
+    result = train(registry.engine, registry.registry, "als", settings=settings)
     assert not result.promoted
-    assert registry.active_version() == first.version
+    assert registry.active_number() == first.number
     gate_record = result.gate
     assert gate_record["decision"] == "reject" and gate_record["passed"] is False
-    assert gate_record["compared_with"] == int(first.version)
+    assert gate_record["compared_with"] == first.number
     assert gate_record["candidate"] < gate_record["threshold"] < gate_record["active"]
-    assert gate_record["active"] == pytest.approx(first.info["metrics"]["ndcg@10"])
+    assert gate_record["active"] == pytest.approx(first.metrics["ndcg@10"])
     assert gate_record["active_source"] == "reused"  # same data, same split: no refit
-    stored = registry.get(result.version.version)
-    assert stored.status == "candidate" and stored.info["gate"] == gate_record
-    assert "evaluation gate" in (stored.info["status_reason"] or "")
+    stored = registry.get(result.version.number)
+    assert stored.status == "candidate" and stored.gate == gate_record
+    assert "evaluation gate" in (stored.status_reason or "")
 
 
-def test_tolerance_and_force_are_respected(registry: Registry) -> None:
-    train(registry.engine, registry, "popularity", settings=gate_settings())
+def test_tolerance_and_force_are_respected(registry: RegistryView) -> None:
+    train(registry.engine, registry.registry, "popularity", settings=gate_settings())
     loose = train(
-        registry.engine, registry, "als", settings=gate_settings(BOOKREC_GATE_TOLERANCE=0.8)
+        registry.engine,
+        registry.registry,
+        "als",
+        settings=gate_settings(BOOKREC_GATE_TOLERANCE=0.8),
     )
     assert loose.promoted and loose.gate["passed"] and loose.gate["tolerance"] == 0.8
     registry.rollback()
-    forced = train(registry.engine, registry, "als", force=True, settings=gate_settings())
-    assert forced.promoted and registry.active_version() == forced.version.version
+    forced = train(registry.engine, registry.registry, "als", force=True, settings=gate_settings())
+    assert forced.promoted and registry.active_number() == forced.version.number
     assert forced.gate["forced"] is True and forced.gate["passed"] is False
     assert forced.gate["decision"] == "promote" and "by force" in forced.gate["reason"]
     # not activating still records the gate's verdict
-    kept = train(registry.engine, registry, "popularity", activate=False, settings=gate_settings())
+    kept = train(
+        registry.engine, registry.registry, "popularity", activate=False, settings=gate_settings()
+    )
     assert not kept.promoted and kept.gate["passed"] is True
-    assert registry.active_version() == forced.version.version
+    assert registry.active_number() == forced.version.number
 
 
-def test_a_better_candidate_replaces_the_active_one(registry: Registry) -> None:
+def test_a_better_candidate_replaces_the_active_one(registry: RegistryView) -> None:
     settings = gate_settings()
-    train(registry.engine, registry, "popularity", settings=settings)
-    result = train(registry.engine, registry, "als", SIZED_ALS, settings=settings)
+    train(registry.engine, registry.registry, "popularity", settings=settings)
+    result = train(registry.engine, registry.registry, "als", SIZED_ALS, settings=settings)
     assert result.promoted, result.gate
     assert result.gate["candidate"] >= result.gate["active"]
     assert [v.status for v in registry.versions()] == ["retired", "active"]
 
 
 def test_new_data_makes_the_gate_refit_the_active_model(
-    registry: Registry, imported: Engine
+    registry: RegistryView, imported: Engine
 ) -> None:
     settings = gate_settings()
-    first = train(imported, registry, "popularity", settings=settings).version
+    first = train(imported, registry.registry, "popularity", settings=settings).version
     with imported.begin() as connection:
         connection.execute(
             text("DELETE FROM ratings WHERE reader_id IN (SELECT min(reader_id) FROM readers)")
         )
-    result = train(imported, registry, "popularity", settings=settings)
+    result = train(imported, registry.registry, "popularity", settings=settings)
     assert result.gate["active_source"] == "refit"
-    assert result.gate["split"]["fingerprint"] != first.info["gate"]["split"]["fingerprint"]
+    assert result.gate["split"]["fingerprint"] != first.gate["split"]["fingerprint"]
     # the same recipe on the same split scores the same: the refit is faithful
     assert result.gate["active"] == pytest.approx(result.gate["candidate"])
     assert result.promoted
@@ -158,14 +165,12 @@ def test_decide_reuses_a_recorded_result_on_an_identical_split(imported: Engine)
         snapshot = load_snapshot(connection)
     split = gate.make_split(snapshot.interactions, snapshot.catalog, 50, "ndcg@10")
     active = ModelVersion(
-        "3",
-        Path("/nonexistent"),
-        {
-            "algo": "no-such-algo",
-            "params": {},
-            "metrics": {"ndcg@10": 0.5},
-            "gate": {"split": split.key},
-        },
+        number=3,
+        algo="no-such-algo",
+        status="active",
+        path=Path("/nonexistent"),
+        metrics={"ndcg@10": 0.5},
+        gate={"split": split.key},
     )
     decision = gate.decide(
         {"ndcg@10": 0.495}, active, split, snapshot.catalog, metric="ndcg@10", tolerance=0.02
@@ -177,7 +182,7 @@ def test_decide_reuses_a_recorded_result_on_an_identical_split(imported: Engine)
     )
     assert worse["decision"] == "reject"
     # a different split means a refit; a recipe that cannot be refitted does not block
-    stale = ModelVersion("3", Path("/nonexistent"), {**active.info, "gate": {"split": {}}})
+    stale = replace(active, gate={"split": {}})
     refit = gate.decide(
         {"ndcg@10": 0.1}, stale, split, snapshot.catalog, metric="ndcg@10", tolerance=0.02
     )

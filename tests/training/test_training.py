@@ -13,17 +13,18 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import Engine
+from tests.fixtures.registry import RegistryView
 
 from bookrec.errors import InvalidInput
-from bookrec.interactions import repository as activity
-from bookrec.interactions.importer import import_directory
+from bookrec.importing.importer import import_directory
+from bookrec.readers import repository as activity
+from bookrec.readers.snapshot import load_snapshot
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.artifacts import sha256_of
+from bookrec.recsys.data import ReaderHistory
 from bookrec.recsys.hybrid import HybridRecommender
-from bookrec.serving.batch import batch_recommend
-from bookrec.serving.engine import LoadedModel, load_version
-from bookrec.training.dataset import load_snapshot
-from bookrec.training.registry import Registry
+from bookrec.serving.loaded import LoadedModel, load_version
+from bookrec.serving.service import score_readers
 from bookrec.training.service import train
 
 FAST_HYBRID: dict[str, Any] = {
@@ -58,51 +59,63 @@ def shelf_by_user(dataset: Path) -> dict[int, set[int]]:
 
 
 @pytest.fixture
-def registry(engine: Engine, tmp_path: Path) -> Registry:
-    return Registry(engine, tmp_path / "models")
+def registry(engine: Engine, tmp_path: Path) -> RegistryView:
+    return RegistryView(engine, tmp_path / "models")
+
+
+def reader_activity(engine: Engine, user: int) -> activity.ReaderActivity:
+    """A data set reader's ratings and shelf, as serving reads them."""
+    with engine.connect() as connection:
+        reader = activity.reader_ids_by_external(connection, [user])[user]
+        return activity.activity_of(connection, reader)
+
+
+def history_of(engine: Engine, user: int) -> ReaderHistory:
+    return reader_activity(engine, user).history
 
 
 def test_train_hybrid_registers_a_complete_active_version(
-    imported: Engine, registry: Registry, small_dataset: Path
+    imported: Engine, registry: RegistryView, small_dataset: Path
 ) -> None:
     stages: list[tuple[str, float]] = []
     result = train(
-        imported, registry, "hybrid", FAST_HYBRID, progress=lambda s, p: stages.append((s, p))
+        imported,
+        registry.registry,
+        "hybrid",
+        FAST_HYBRID,
+        progress=lambda s, p: stages.append((s, p)),
     )
     version = result.version
     assert result.promoted and result.gate["decision"] == "promote"
-    assert registry.active_version() == version.version == "1"
+    assert registry.active_number() == version.number == 1
     assert [s for s, _ in stages][:3] == ["loading data", "fitting", "evaluating"]
     percents = [p for _, p in stages]
     assert percents == sorted(percents) and percents[0] == 0 and percents[-1] == 100
 
-    info = registry.get("1").info
-    assert info["algo"] == "hybrid" and info["version"] == "1" and info["status"] == "active"
+    stored = registry.get(1)
+    assert stored.algo == "hybrid" and stored.number == 1 and stored.status == "active"
     n_ratings = sum(len(books) for books in ratings_by_user(small_dataset).values())
-    assert info["data"]["ratings"] == n_ratings
-    assert info["data"]["readers"] == 150
-    assert info["data"]["books"] == 300
-    assert info["data"]["newest_timestamp"] is not None  # synthetic ratings carry times
-    assert info["params"]["validation_readers"] == 50
-    assert info["params"]["components"]["als"] == {"factors": 8, "iterations": 3}
-    assert {"load", "fit", "evaluate", "save", "total"} <= set(info["timings"])
-    assert info["metrics"]["ndcg@10"] is not None
-    assert set(info["artifacts"]) == {"model", "popular", "trending", "lists"}
-    for name, files in info["artifacts"].items():
-        assert files, name
-        for file_name, digest in files.items():
-            assert sha256_of(version.path / name / file_name) == digest, (name, file_name)
+    assert stored.data["ratings"] == n_ratings
+    assert stored.data["readers"] == 150
+    assert stored.data["books"] == 300
+    assert stored.data["newest_timestamp"] is not None  # synthetic ratings carry times
+    assert stored.params["validation_readers"] == 50
+    assert stored.params["components"]["als"] == {"factors": 8, "iterations": 3}
+    assert {"load", "fit", "evaluate", "save", "total"} <= set(stored.timings)
+    assert stored.metrics["ndcg@10"] is not None
+    artifacts = {relative.split("/")[0] for relative in stored.checksums}
+    assert artifacts == {"model", "popular", "trending", "lists"}
+    for relative, digest in stored.checksums.items():
+        assert sha256_of(version.path / relative) == digest, relative
     for component in FAST_HYBRID["components"]:
         assert (version.path / "model" / "components" / component / "manifest.json").is_file()
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".staging")]
 
-    loaded = load_version(registry.get(version.version))
+    loaded = load_version(registry.get(version.number))
     assert isinstance(loaded, LoadedModel)
     assert loaded.algo == "hybrid" and isinstance(loaded.model, HybridRecommender)
     rated = ratings_by_user(small_dataset)
-    with imported.connect() as connection:
-        reader = activity.reader_ids_by_external(connection, [1])[1]
-        history = activity.history_of(connection, reader)
+    history = history_of(imported, 1)
     assert set(history.book_ids.tolist()) == rated[1]
     picks = loaded.model.recommend(history, K)
     books = [p.book_id for p in picks]
@@ -114,13 +127,13 @@ def test_train_hybrid_registers_a_complete_active_version(
 
 
 def test_train_without_an_algorithm_trains_the_default(
-    imported: Engine, registry: Registry
+    imported: Engine, registry: RegistryView
 ) -> None:
     started = time.perf_counter()
-    version = train(imported, registry).version
+    version = train(imported, registry.registry).version
     seconds = time.perf_counter() - started
     assert version.algo == algorithms.DEFAULT_ALGO
-    assert registry.active_version() == version.version
+    assert registry.active_number() == version.number
     assert seconds < 120, f"default training took {seconds:.0f}s on 4,000 ratings"
     loaded = load_version(version)
     assert loaded.algo == algorithms.DEFAULT_ALGO
@@ -128,32 +141,26 @@ def test_train_without_an_algorithm_trains_the_default(
 
 
 def test_train_refuses_bad_requests_and_keeps_the_registry_clean(
-    engine: Engine, registry: Registry, small_dataset: Path
+    engine: Engine, registry: RegistryView, small_dataset: Path
 ) -> None:
     with pytest.raises(InvalidInput, match="no ratings"):
-        train(engine, registry, "popularity")
+        train(engine, registry.registry, "popularity")
     import_directory(engine, small_dataset)
     with pytest.raises(InvalidInput, match="unknown algorithm"):
-        train(engine, registry, "nope")
+        train(engine, registry.registry, "nope")
     with pytest.raises(InvalidInput, match="bogus"):
-        train(engine, registry, "als", {"bogus": 1})
-    assert registry.versions() == [] and registry.active_version() is None
-    first = train(engine, registry, "popularity", activate=False).version
-    assert registry.active_version() is None
+        train(engine, registry.registry, "als", {"bogus": 1})
+    assert registry.versions() == [] and registry.active_number() is None
+    first = train(engine, registry.registry, "popularity", activate=False).version
+    assert registry.active_number() is None
     assert not (first.path / "model").exists()  # popularity serves from popular/
-    assert load_version(first).model.recommend(activity_history(engine, 2), K)
+    assert load_version(first).model.recommend(history_of(engine, 2), K)
 
 
-def activity_history(engine: Engine, user: int) -> Any:
-    with engine.connect() as connection:
-        reader = activity.reader_ids_by_external(connection, [user])[user]
-        return activity.history_of(connection, reader)
-
-
-def test_batch_recommend_skips_rated_and_shelved_books(
-    imported: Engine, registry: Registry, small_dataset: Path
+def test_bulk_scoring_skips_rated_and_shelved_books(
+    imported: Engine, registry: RegistryView, small_dataset: Path
 ) -> None:
-    version = train(imported, registry, "hybrid", FAST_HYBRID).version
+    version = train(imported, registry.registry, "hybrid", FAST_HYBRID).version
     model = load_version(version).model
     users = list(range(1, 151))
     with imported.connect() as connection:
@@ -162,7 +169,7 @@ def test_batch_recommend_skips_rated_and_shelved_books(
         shelves = activity.all_shelves(connection)
     assert len(mapping) == 150 and len(shelves[0]) == 20
     readers = np.asarray([mapping[u] for u in users] + [-1], dtype=np.int64)
-    book_ids, scores = batch_recommend(model, interactions, readers, K, shelves)
+    book_ids, scores = score_readers(model, interactions, readers, K, shelves)
     assert book_ids.shape == scores.shape == (151, K)
 
     rated, shelved = ratings_by_user(small_dataset), shelf_by_user(small_dataset)
@@ -176,16 +183,14 @@ def test_batch_recommend_skips_rated_and_shelved_books(
     assert len(set(book_ids[-1].tolist())) == K and -1 not in book_ids[-1]
 
     # one at a time from the live history agrees with the batch
-    with imported.connect() as connection:
-        for row, user in enumerate(users[:20]):
-            history = activity.history_of(connection, mapping[user])
-            shelf = activity.shelf_of(connection, mapping[user])
-            single = [r.book_id for r in model.recommend(history, K, exclude=shelf)]
-            assert single[:5] == book_ids[row, :5].tolist(), user
+    for row, user in enumerate(users[:20]):
+        one = reader_activity(imported, user)
+        single = [r.book_id for r in model.recommend(one.history, K, exclude=one.shelf)]
+        assert single[:5] == book_ids[row, :5].tolist(), user
 
     # shelve each reader's current top pick: it must give way to the next one
     tops = book_ids[:150, 0]
     shelf = (readers[:150], tops)
-    shelved_ids, _ = batch_recommend(model, interactions, readers[:150], K, shelf)
+    shelved_ids, _ = score_readers(model, interactions, readers[:150], K, shelf)
     assert not (shelved_ids == tops[:, None]).any()
     np.testing.assert_array_equal(shelved_ids[:, : K - 1], book_ids[:150, 1:K])

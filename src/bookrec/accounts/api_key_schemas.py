@@ -7,8 +7,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bookrec.accounts.tokens import as_utc
-
 Scope = Annotated[str, Field(min_length=1, max_length=64, examples=["recommendations:read"])]
 
 
@@ -36,11 +34,6 @@ class ApiKeyOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
-
-    @field_validator("created_at", "last_used_at", "revoked_at")
-    @classmethod
-    def _in_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -11,16 +11,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from cachetools import TTLCache
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, func, select
+from sqlalchemy import JSON, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bookrec.accounts import audit
 from bookrec.accounts.audit import Origin
-from bookrec.db.base import Base, utcnow
+from bookrec.accounts.models import User
+from bookrec.db.base import Base, UTCDateTime, utcnow
+from bookrec.db.paging import page_of_objects
 from bookrec.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 
 KEY_MARKER = "brk_"
@@ -42,11 +46,11 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_by: Mapped[int | None] = mapped_column(
-        ForeignKey("users.user_id", ondelete="SET NULL"), index=True
+        ForeignKey(User.user_id, ondelete="SET NULL"), index=True
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,7 @@ def create(
 
 def page(session: Session, offset: int, limit: int) -> tuple[list[ApiKey], int]:
     """Keys, newest first, and how many there are."""
-    total = session.scalar(select(func.count()).select_from(ApiKey)) or 0
-    rows = session.scalars(
-        select(ApiKey).order_by(ApiKey.key_id.desc()).offset(offset).limit(limit)
-    ).all()
-    return list(rows), total
+    return page_of_objects(session, select(ApiKey).order_by(ApiKey.key_id.desc()), offset, limit)
 
 
 def revoke(
@@ -139,9 +139,11 @@ class VerifiedKeys:
     """Keys this worker verified lately (by hash), so a busy backend's key is not looked up
     on every request. A revocation reaches other workers within `seconds` (0: no cache)."""
 
-    def __init__(self, seconds: float, size: int = 1024) -> None:
+    def __init__(
+        self, seconds: float, size: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._cache: TTLCache[str, VerifiedKey] | None = (
-            TTLCache(maxsize=size, ttl=seconds) if seconds > 0 else None
+            TTLCache(maxsize=size, ttl=seconds, timer=clock) if seconds > 0 else None
         )
         self._lock = threading.Lock()
 
@@ -187,15 +189,10 @@ def authenticate(
         raise Unauthorized("this API key is not valid or was revoked", challenge=API_KEY_CHALLENGE)
     now = utcnow()
     # at most one write a minute per key: a busy backend must not turn reads into writes
-    if key.last_used_at is None or _aware(key.last_used_at) < now - LAST_USED_RESOLUTION:
+    if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
         key.last_used_at = now
     found = VerifiedKey(key.key_id, tuple(key.scopes))
     verified.put(digest, found)
     if scope not in found.scopes:
         raise Forbidden(f"this API key lacks the scope {scope!r}")
     return found
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they are UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bookrec.db.base import Base, utcnow
+from bookrec.accounts.models import User
+from bookrec.db.base import Base, UTCDateTime, utcnow
 
 
 class AuditEvent(Base):
@@ -18,11 +19,9 @@ class AuditEvent(Base):
     event_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True
     )
-    occurred_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.user_id", ondelete="SET NULL"), index=True
+        ForeignKey(User.user_id, ondelete="SET NULL"), index=True
     )
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str | None] = mapped_column(String(255))

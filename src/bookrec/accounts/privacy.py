@@ -7,17 +7,16 @@ shelf keys `NOT VALID`: that skips checking old rows, the cascade action stays).
 log keeps its security record, minus the email address (failed logins name the address that
 was typed), and gains one "account erased" event that names no email or IP.
 
-What the served model knows of the reader goes at the same moment: serving reads a reader's
-history from the database on every request and folds it in, so no served list can use it once
-the rows are gone. Trained artifacts hold item-side arrays only (item factors, similarities,
-popularity counts); no artifact stores a row per reader. The reader's past ratings stay blended
-into those item statistics until the next training, which reads the database and so no longer
-sees them. There is no recommendation cache to purge.
+What serving holds of the reader (docs/security.md lists it): lists scored after the erasure
+read the database and so cannot use the erased rows; cached lists and the list precomputed at
+training are keyed by the reader's id and activity version, which no request can name once
+the rows are gone; cached ones expire within `BOOKREC_CACHE_TTL_SECONDS`, the precomputed one
+goes with the next training. Model arrays are item-side only; the erased ratings stay blended
+into them until the next training, which no longer sees them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bookrec.accounts import audit
 from bookrec.accounts.audit import AuditEvent, Origin
-from bookrec.accounts.models import Reader, RefreshToken, User
+from bookrec.accounts.models import RefreshToken, User
 from bookrec.accounts.schemas import (
     AccountExport,
     AccountInfo,
@@ -35,16 +34,11 @@ from bookrec.accounts.schemas import (
     SessionExport,
     ShelfExport,
 )
-from bookrec.accounts.tokens import as_utc
 from bookrec.catalog.models import Book
 from bookrec.db.base import utcnow
-from bookrec.interactions.models import Event, Rating, ShelfItem
+from bookrec.readers.models import Event, Rating, Reader, ShelfItem
 
 ERASED_ACTION = "account.erase"
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else as_utc(moment)
 
 
 def _about(user: User) -> ColumnElement[bool]:
@@ -90,7 +84,7 @@ def export(session: Session, user: User) -> AccountExport:
             role="admin" if user.role == "admin" else "reader",
             reader_id=user.reader_id,
             reader_external_id=None if reader is None else reader.external_id,
-            created_at=as_utc(user.created_at),
+            created_at=user.created_at,
             disabled=user.disabled,
         ),
         ratings=[
@@ -111,16 +105,16 @@ def export(session: Session, user: User) -> AccountExport:
         sessions=[
             SessionExport(
                 session_id=t.family_id,
-                issued_at=as_utc(t.created_at),
-                expires_at=as_utc(t.expires_at),
-                used_at=_utc(t.used_at),
-                revoked_at=_utc(t.revoked_at),
+                issued_at=t.created_at,
+                expires_at=t.expires_at,
+                used_at=t.used_at,
+                revoked_at=t.revoked_at,
             )
             for t in sessions
         ],
         audit_events=[
             AuditEventExport(
-                occurred_at=as_utc(a.occurred_at),
+                occurred_at=a.occurred_at,
                 action=a.action,
                 target=a.target,
                 ip=a.ip,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from bookrec.accounts.passwords import MAX_PASSWORD_LENGTH
-from bookrec.accounts.tokens import as_utc
 
 MAX_EMAIL_LENGTH = 254
 
@@ -34,11 +33,6 @@ class UserOut(BaseModel):
     role: Literal["reader", "admin"]
     reader_id: int = Field(description="The reader whose ratings and shelf are this account's")
     created_at: datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def _in_utc(cls, value: datetime) -> datetime:
-        return as_utc(value)
 
 
 class TokenPair(BaseModel):

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from bookrec.accounts import api_keys, audit, passwords, repository, tokens
 from bookrec.accounts.audit import Origin
-from bookrec.accounts.models import Reader, User
+from bookrec.accounts.models import User
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
 from bookrec.errors import Conflict, InvalidInput, Unauthorized
+from bookrec.readers.models import Reader
 
 ROLES = ("reader", "admin")
 LOGIN_FAILED = "email or password is wrong"

@@ -54,11 +54,6 @@ class AccessClaims:
     expires_at: datetime
 
 
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything bookrec stores is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def issue_access_token(
     config: TokenConfig, user_id: int, role: str, session_id: str, now: datetime
 ) -> str:
@@ -159,7 +154,7 @@ def rotate_refresh_token(
         raise RefreshTokenReused(token.user_id, token.family_id)
     if token.revoked_at is not None:  # revocation covers the whole family already
         raise _invalid("this login has ended (logged out or revoked): log in again")
-    if as_utc(token.expires_at) <= now:
+    if token.expires_at <= now:
         raise _invalid("the refresh token has expired: log in again")
     # The guarded UPDATE makes spending atomic: of two concurrent uses, one wins.
     spent = session.execute(

@@ -19,21 +19,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.params import Depends as DependsParam
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from bookrec.accounts import api_keys
 from bookrec.accounts import service as accounts
 from bookrec.accounts.models import User
-from bookrec.api.deps import (
-    CurrentAdmin,
-    CurrentUser,
-    get_current_admin,
-)
+from bookrec.api.deps import BearerDep, CurrentAdmin, CurrentUser, StateDep, get_current_admin
 from bookrec.api.schemas import PROBLEM
 from bookrec.api.state import AppState
+from bookrec.db.session import unit_of_work
 from bookrec.errors import Forbidden, Unauthorized
 
 RECOMMENDATIONS_READ = "recommendations:read"
@@ -62,7 +59,6 @@ _api_key_header = APIKeyHeader(
     auto_error=False,
     description="An API key from POST /api/v1/admin/api-keys (server-to-server routes)",
 )
-_bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login")
 
 
 @dataclass(frozen=True)
@@ -82,12 +78,10 @@ def api_key_or_admin(scope: str) -> Callable[..., Awaitable[Principal]]:
     """
 
     async def principal(
-        request: Request,
+        state: StateDep,
         api_key: Annotated[str | None, Depends(_api_key_header)],
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: BearerDep,
     ) -> Principal:
-        # the state straight from the request: each dependency FastAPI solves costs time
-        state: AppState = request.app.state.bookrec
         if api_key is not None:
             key = api_keys.recently_verified(api_key, scope, state.auth.verified_keys)
             if key is None:
@@ -107,12 +101,12 @@ def api_key_or_admin(scope: str) -> Callable[..., Awaitable[Principal]]:
 
 
 def _verify_key(state: AppState, secret: str, scope: str) -> api_keys.VerifiedKey:
-    with state.sessions.begin() as session:
+    with unit_of_work(state.sessions) as session:
         return api_keys.authenticate(session, secret, scope, state.auth.verified_keys)
 
 
 def _bearer_user(state: AppState, token: str) -> User:
-    with state.sessions() as session:
+    with unit_of_work(state.sessions) as session:
         return accounts.current_user(session, state.auth, token).user
 
 

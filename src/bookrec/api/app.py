@@ -1,4 +1,8 @@
-"""The application factory: `create_app()` builds a fully wired FastAPI app."""
+"""The application factory: `create_app()` builds a fully wired FastAPI app.
+
+It changes nothing process-wide (tests and tools call it too): `bookrec serve`'s workers are
+tuned by their own entry point, `api.server.served_app`.
+"""
 
 from __future__ import annotations
 
@@ -9,31 +13,30 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+import bookrec.schema  # noqa: F401  (every ORM model, so every mapper configures)
 from bookrec import __version__
 from bookrec.accounts.service import Authenticator
 from bookrec.api import exception_handlers
+from bookrec.api.limits import general_limit
 from bookrec.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from bookrec.api.ratelimit import RateLimiter, general_limit
+from bookrec.api.ratelimit import RateLimiter
 from bookrec.api.routers import activity, admin, auth, books, health, privacy, recommendations
 from bookrec.api.routers.jobs_admin import router as jobs_admin_router
 from bookrec.api.routers.models_admin import router as models_admin_router
 from bookrec.api.state import AppState
 from bookrec.config import Settings, load_settings
-from bookrec.db.engine import make_engine, make_session_factory
-from bookrec.observability.logging import configure_logging
+from bookrec.db.engine import make_engine
+from bookrec.db.session import make_session_factory
 from bookrec.serving.engine import ServingEngine
-from bookrec.serving.runtime import tune_worker_process
 
 API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tune_worker_process()
         # scoring is CPU work: more threads than this only queue for the same cores
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         # every handler thread (and the refresher) keeps a connection: none is opened per request

@@ -1,14 +1,14 @@
 """Typed dependencies: routers declare what they need, not how to get it.
 
 Dependencies that only read memory are `async def`: FastAPI runs them on the event loop
-instead of handing each to the thread pool (a hop costs tens of microseconds per request).
-Those that do I/O (the session, token checks) stay plain functions, run in the pool.
+instead of handing each to the thread pool. Those that do I/O (the session, token checks)
+stay plain functions, run in the pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,11 +17,16 @@ from sqlalchemy.orm import Session
 from bookrec.accounts import service as accounts
 from bookrec.accounts.audit import Origin
 from bookrec.accounts.models import User
-from bookrec.api.schemas import MAX_PAGE_SIZE
+from bookrec.api.schemas import MAX_PAGE_SIZE, Page
 from bookrec.api.state import AppState
 from bookrec.config import Settings
-from bookrec.errors import BookrecError, Forbidden, ModelUnavailable, Unauthorized
-from bookrec.serving.engine import LoadedModel, ServingEngine
+from bookrec.db.session import unit_of_work
+from bookrec.errors import Forbidden, Unauthorized
+from bookrec.model_registry.registry import ModelRegistry
+from bookrec.serving.engine import ServingEngine
+from bookrec.serving.service import RecommendationService
+
+T = TypeVar("T")
 
 
 async def get_state(request: Request) -> AppState:
@@ -37,46 +42,30 @@ async def get_settings(state: StateDep) -> Settings:
 
 
 def get_session(state: StateDep) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on any error.
-
-    The exception is an error raised with `keep_changes=True`: a refusal whose own writes
-    must last (the audit event of a failed login, a revoked token family).
-    """
-    with state.sessions() as session:
-        session.begin()
-        try:
-            yield session
-        except BookrecError as exc:
-            if exc.keep_changes:
-                session.commit()
-            else:
-                session.rollback()
-            raise
-        except BaseException:
-            session.rollback()
-            raise
-        else:
-            session.commit()
+    """One unit of work per request: commit on success, roll back on any error (except an
+    error raised with `keep_changes=True`, whose own writes must last)."""
+    with unit_of_work(state.sessions) as session:
+        yield session
 
 
 async def get_serving(state: StateDep) -> ServingEngine:
     return state.serving
 
 
-async def get_model(request: Request) -> LoadedModel:
-    state: AppState = request.app.state.bookrec  # not StateDep: a nested dependency costs time
-    loaded = state.serving.current()
-    if loaded is None:
-        raise ModelUnavailable(
-            "no trained model is active yet: run `bookrec train` (or POST /api/v1/admin/train)"
-        )
-    return loaded
+async def get_recommendations(state: StateDep) -> RecommendationService:
+    return state.serving.recommendations
+
+
+async def get_registry(state: StateDep) -> ModelRegistry:
+    """The registry the worker's model store reads."""
+    return state.serving.models.registry
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
 ServingDep = Annotated[ServingEngine, Depends(get_serving)]
+RecommendationsDep = Annotated[RecommendationService, Depends(get_recommendations)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 
 
 async def get_authenticator(state: StateDep) -> accounts.Authenticator:
@@ -92,13 +81,12 @@ async def get_origin(request: Request) -> Origin:
 
 AuthenticatorDep = Annotated[accounts.Authenticator, Depends(get_authenticator)]
 OriginDep = Annotated[Origin, Depends(get_origin)]
-_bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login")
+bearer_scheme = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
 def get_authenticated(
-    session: SessionDep,
-    auth: AuthenticatorDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    session: SessionDep, auth: AuthenticatorDep, credentials: BearerDep
 ) -> accounts.Authenticated:
     if credentials is None:
         raise Unauthorized("log in and send `Authorization: Bearer <access token>`")
@@ -125,6 +113,8 @@ CurrentAdmin = Annotated[User, Depends(get_current_admin)]
 
 
 class Pagination:
+    """`page` and `size` query parameters, and the page of a listing they select."""
+
     def __init__(
         self,
         page: Annotated[int, Query(ge=1, le=100_000, description="1-based page number")] = 1,
@@ -138,6 +128,10 @@ class Pagination:
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.size
+
+    def of(self, items: Sequence[T], total: int) -> Page[T]:
+        """The answer: these items, as this page of `total`."""
+        return Page(items=list(items), page=self.page, size=self.size, total=total)
 
 
 PageDep = Annotated[Pagination, Depends()]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from bookrec.accounts.service import Authenticator
 from bookrec.api.ratelimit import RateLimiter
 from bookrec.config import Settings
+from bookrec.db.session import SessionFactory
 from bookrec.serving.engine import ServingEngine
 
 
@@ -17,7 +17,7 @@ from bookrec.serving.engine import ServingEngine
 class AppState:
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: SessionFactory
     serving: ServingEngine
     auth: Authenticator
     rate_limiter: RateLimiter

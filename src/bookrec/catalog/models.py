@@ -52,10 +52,10 @@ class BookAuthor(Base):
     __tablename__ = "book_authors"
 
     book_id: Mapped[int] = mapped_column(
-        ForeignKey("books.book_id", ondelete="CASCADE"), primary_key=True
+        ForeignKey(Book.book_id, ondelete="CASCADE"), primary_key=True
     )
     author_id: Mapped[int] = mapped_column(
-        ForeignKey("authors.author_id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey(Author.author_id, ondelete="CASCADE"), primary_key=True, index=True
     )
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -74,9 +74,9 @@ class BookTag(Base):
     __tablename__ = "book_tags"
 
     book_id: Mapped[int] = mapped_column(
-        ForeignKey("books.book_id", ondelete="CASCADE"), primary_key=True
+        ForeignKey(Book.book_id, ondelete="CASCADE"), primary_key=True
     )
     tag_id: Mapped[int] = mapped_column(
-        ForeignKey("tags.tag_id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey(Tag.tag_id, ondelete="CASCADE"), primary_key=True, index=True
     )
     count: Mapped[int] = mapped_column(Integer, default=0)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bookrec.catalog import repository
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
+from bookrec.db.paging import page_of_objects, page_of_rows
 from bookrec.errors import InvalidInput, NotFound
 
 
@@ -40,13 +41,8 @@ def search_books(
     statement = repository.book_search_query(
         query.q, query.tag, query.language, query.year_min, query.year_max
     )
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    books = session.scalars(
-        statement.order_by(Book.ratings_count.desc().nulls_last(), Book.book_id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return list(books), int(total)
+    ordered = statement.order_by(Book.ratings_count.desc().nulls_last(), Book.book_id)
+    return page_of_objects(session, ordered, offset, limit)
 
 
 def book_exists(session: Session, book_id: int) -> bool:
@@ -84,13 +80,9 @@ def list_tags(
     )
     if q:
         statement = statement.where(func.lower(Tag.name).contains(q.lower(), autoescape=True))
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = session.execute(
-        statement.order_by(func.coalesce(counts.c.book_count, 0).desc(), Tag.name)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return [(int(r[0]), str(r[1]), int(r[2])) for r in rows], int(total)
+    ordered = statement.order_by(func.coalesce(counts.c.book_count, 0).desc(), Tag.name)
+    rows, total = page_of_rows(session, ordered, offset, limit)
+    return [(int(r[0]), str(r[1]), int(r[2])) for r in rows], total
 
 
 def tag_ids_named(session: Session, names: Sequence[str]) -> list[int]:

@@ -19,6 +19,7 @@ from bookrec.errors import BookrecError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
 
 console = Console(stderr=True)
 out = Console()
@@ -44,10 +45,29 @@ def settings() -> Settings:
 
 
 def engine(config: Settings | None = None) -> Engine:
+    """An engine on the configured database (the caller disposes of it).
+
+    Every command reaches the database through here, so here every ORM model is imported
+    (`bookrec.schema`) and every mapper can configure, whichever model a command uses first.
+    """
+    import bookrec.schema  # noqa: F401
     from bookrec.db.engine import make_engine
 
     config = config or settings()
     return make_engine(config.sqlalchemy_url, hide_parameters=True)
+
+
+@contextmanager
+def database(config: Settings | None = None) -> Iterator[Session]:
+    """One unit of work on the configured database, its engine disposed of afterwards."""
+    from bookrec.db.session import unit_of_work
+
+    db = engine(config)
+    try:
+        with unit_of_work(db) as session:
+            yield session
+    finally:
+        db.dispose()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -9,8 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bookrec.cli.common import byte_progress, console, engine, out, settings, user_errors
-from bookrec.interactions import synth
+from bookrec.cli.common import (
+    byte_progress,
+    console,
+    database,
+    engine,
+    fail,
+    out,
+    settings,
+    user_errors,
+)
+from bookrec.datasets import synth
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -27,7 +36,7 @@ def _import(db: Engine, directory: Path, as_json: bool = False, **options: Any) 
     The importer (and pyarrow with it) is imported here, when a command runs: every API
     worker process imports this CLI, and would otherwise carry pyarrow (~40 MB) for nothing.
     """
-    from bookrec.interactions.importer import import_directory
+    from bookrec.importing.importer import import_directory
 
     started = time.perf_counter()
     with byte_progress() as progress:
@@ -101,7 +110,10 @@ def _synthesise(catalog: Path, target: Path, config: synth.SynthConfig) -> Path:
     if not (catalog / "books.csv").is_file():
         raise typer.BadParameter(f"{catalog} has no books.csv", param_hint="--catalog")
     started = time.perf_counter()
-    ratings = synth.generate(synth.read_catalog(catalog), config)
+    try:
+        ratings = synth.generate(synth.read_catalog(catalog), config)
+    except ValueError as exc:
+        fail(f"cannot generate these ratings: {exc}")
     target.mkdir(parents=True, exist_ok=True)
     path = target / "ratings.csv"
     synth.write_csv(ratings, path)
@@ -127,19 +139,19 @@ def demo(
     from sqlalchemy import exists, func, select
 
     from bookrec.catalog.models import Book
-    from bookrec.interactions.models import Rating
+    from bookrec.readers.models import Rating
 
     config = settings()
-    db = engine(config)
-    with db.connect() as connection:
-        books = connection.execute(select(func.count()).select_from(Book)).scalar_one()
-        rated = connection.execute(select(exists().select_from(Rating))).scalar_one()
+    with database(config) as session:
+        books = session.execute(select(func.count()).select_from(Book)).scalar_one()
+        rated = session.execute(select(exists().select_from(Rating))).scalar_one()
     if rated:
         console.print(
             f"the database already holds {books:,} books and their ratings: nothing to load",
             highlight=False,
         )
         return
+    db = engine(config)
     if not books:
         _import(db, DEMO_CATALOG, name="goodbooks-10k demo catalog")
     target = config.var_dir / "synthetic"

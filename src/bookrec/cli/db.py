@@ -13,7 +13,7 @@ app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @user_errors
 def upgrade(revision: str = typer.Argument("head", help="Alembic revision to reach")) -> None:
     """Migrate the database to the newest schema (safe to run repeatedly)."""
-    from bookrec.db import migrate
+    from bookrec.schema import migrate
 
     config = settings()
     migrate.upgrade(config.sqlalchemy_url, revision)

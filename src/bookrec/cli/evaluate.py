@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from bookrec.cli.common import console, engine, fail, out, settings, user_errors
+from bookrec.cli.common import console, database, fail, out, settings, user_errors
 
 SPLITS = ("random", "temporal", "leave-last-out")
 
@@ -29,12 +29,12 @@ def evaluate(
     """Compare recommenders on a held-out split; write report.json and report.html."""
     from rich.table import Table
 
+    from bookrec.evaluation.report import write_report
+    from bookrec.evaluation.tuned import TunedParams
+    from bookrec.readers.snapshot import load_snapshot
     from bookrec.recsys import registry as algorithms
     from bookrec.recsys import splits
     from bookrec.recsys.evaluate import evaluate as run_evaluation
-    from bookrec.training.dataset import load_snapshot
-    from bookrec.training.report import write_report
-    from bookrec.training.tuned import TunedParams
 
     names = [name.strip() for name in algo.split(",") if name.strip()]
     unknown = [name for name in names if name not in algorithms.ALGORITHMS]
@@ -47,8 +47,8 @@ def evaluate(
     if split not in SPLITS:
         fail(f"--split must be one of {', '.join(SPLITS)}", code=2)
     config = settings()
-    with engine(config).connect() as connection:
-        snapshot = load_snapshot(connection)
+    with database(config) as session:
+        snapshot = load_snapshot(session.connection())
     if not len(snapshot.interactions):
         fail("there are no ratings to evaluate on: import a data set first")
     try:
@@ -128,15 +128,15 @@ def tune(
     seed: int = typer.Option(7, help="Validation split and sampler seed"),
 ) -> None:
     """Search hyper-parameters on a validation split; `bookrec train` then uses the best."""
-    from bookrec.training.dataset import load_snapshot
-    from bookrec.training.tuned import TunedParams
-    from bookrec.training.tuning import parse_budget
-    from bookrec.training.tuning import tune as run_tuning
+    from bookrec.evaluation.tuned import TunedParams
+    from bookrec.evaluation.tuning import parse_budget
+    from bookrec.evaluation.tuning import tune as run_tuning
+    from bookrec.readers.snapshot import load_snapshot
 
     seconds = parse_budget(budget)
     config = settings()
-    with engine(config).connect() as connection:
-        snapshot = load_snapshot(connection)
+    with database(config) as session:
+        snapshot = load_snapshot(session.connection())
     if not len(snapshot.interactions):
         fail("there are no ratings to tune on: import a data set first")
     record = run_tuning(

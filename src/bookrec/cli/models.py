@@ -7,39 +7,39 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from bookrec.cli.common import console, engine, out, settings, user_errors
+from bookrec.cli.common import console, database, out, settings, user_errors
 
 if TYPE_CHECKING:
-    from bookrec.training.registry import ModelVersion, Registry
+    from bookrec.model_registry.registry import ModelRegistry
+    from bookrec.model_registry.version import ModelVersion
 
 app = typer.Typer(help="Model versions: list, activate, roll back.", no_args_is_help=True)
 
 COLUMNS = ("version", "algo", "status", "metric", "created", "ratings", "readers", "books")
 
 
-def _registry() -> Registry:
-    from bookrec.cli.train import redis_notifier_of
-    from bookrec.training.registry import Registry
+def _registry() -> ModelRegistry:
+    from bookrec.model_registry.notify import redis_notifier
+    from bookrec.model_registry.registry import ModelRegistry
 
-    config = settings()
-    return Registry(engine(config), config.models_dir, redis_notifier_of(config))
+    return ModelRegistry(settings().models_dir, redis_notifier(settings()))
 
 
 def _metric(version: ModelVersion, metric: str) -> str:
-    value = version.info.get("metrics", {}).get(metric)
+    value = version.metrics.get(metric)
     return "-" if not isinstance(value, int | float) else f"{metric} {value:.4f}"
 
 
 def _row(version: ModelVersion, metric: str) -> tuple[str, ...]:
-    data = version.info.get("data", {})
-    created = str(version.info.get("created_at") or "")[:19].replace("T", " ")
+    data = version.data
+    created = "" if version.created_at is None else version.created_at.strftime("%Y-%m-%d %H:%M:%S")
 
     def count(name: str) -> str:
         value = data.get(name)
         return f"{value:,}" if isinstance(value, int) else "-"
 
     return (
-        version.version,
+        str(version.number),
         version.algo,
         version.status,
         _metric(version, metric),
@@ -56,7 +56,8 @@ def list_models(
     as_json: bool = typer.Option(False, "--json", help="Print every version as JSON"),
 ) -> None:
     """Every model version, oldest first, with its status and gate metric."""
-    versions = _registry().versions()
+    with database() as session:
+        versions = _registry().versions(session)
     if as_json:
         out.print_json(json.dumps([v.to_dict() for v in versions]))
         return
@@ -87,11 +88,14 @@ def activate(
     version: str = typer.Argument(..., help="The version number to make active"),
 ) -> None:
     """Make VERSION the active model (its artifacts are verified first)."""
+    from bookrec.model_registry.version import version_number
+
     registry = _registry()
-    previous = registry.active_version()
-    chosen = registry.activate(version, actor="cli")
-    was = f" (was {previous})" if previous and previous != chosen.version else ""
-    console.print(f"version {chosen.version} ({chosen.algo}) is active{was}", highlight=False)
+    with database() as session:
+        previous = registry.active_number(session)
+        chosen = registry.activate(session, version_number(version), actor="cli")
+    was = f" (was {previous})" if previous and previous != chosen.number else ""
+    console.print(f"version {chosen.number} ({chosen.algo}) is active{was}", highlight=False)
 
 
 @app.command()
@@ -99,9 +103,10 @@ def activate(
 def rollback() -> None:
     """Re-activate the version that was active before the current one."""
     registry = _registry()
-    previous = registry.active_version()
-    restored = registry.rollback(actor="cli")
+    with database() as session:
+        previous = registry.active_number(session)
+        restored = registry.rollback(session, actor="cli")
     console.print(
-        f"rolled back from version {previous} to version {restored.version} ({restored.algo})",
+        f"rolled back from version {previous} to version {restored.number} ({restored.algo})",
         highlight=False,
     )

@@ -1,9 +1,15 @@
-"""`bookrec recommend`: lists from the active model, for one reader or a file of them."""
+"""`bookrec recommend`: lists from the active model, for one reader or a file of them.
+
+Both go through the serving engine's `RecommendationService`, as the API does: the same
+model loading (a refused version falls back as in a worker) and the same lists.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,19 +18,27 @@ import typer
 from bookrec.cli.common import console, engine, fail, out, settings, user_errors
 
 if TYPE_CHECKING:
-    from bookrec.serving.engine import LoadedModel
+    from bookrec.serving.service import RecommendationService
 
 
-def _active_model() -> LoadedModel:
-    from bookrec.serving.engine import load_version
-    from bookrec.training.registry import Registry
+@contextmanager
+def _recommendations() -> Iterator[RecommendationService]:
+    """The active model and the book cards, loaded once for this command."""
+    from bookrec.serving.engine import ServingEngine
 
     config = settings()
-    version = Registry(engine(config), config.models_dir).active()
-    if version is None:
-        fail("no model is active: run `bookrec train` first")
-    assert version is not None
-    return load_version(version)
+    db = engine(config)
+    try:
+        serving = ServingEngine.of(config, db)
+        serving.load_once()
+        if serving.current() is None:
+            fail("no model is active: run `bookrec train` first")
+        try:
+            yield serving.recommendations
+        finally:
+            serving.stop()
+    finally:
+        db.dispose()
 
 
 @user_errors
@@ -44,12 +58,6 @@ def recommend(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Recommend books with the active model."""
-    from rich.table import Table
-
-    from bookrec.catalog.models import Book
-    from bookrec.interactions import repository as activity
-    from bookrec.recsys.data import ReaderHistory
-
     if batch is not None and user is None:
         if out_path is None:
             fail("--batch needs --out RECS.csv", code=2)
@@ -57,54 +65,43 @@ def recommend(
         return
     if user is None or batch is not None:
         fail("give either a USER id or --batch USERS.csv", code=2)
-    loaded = _active_model()
-    db = engine()
-    with db.connect() as connection:
-        reader = activity.reader_ids_by_external(connection, [user]).get(user)
-        if reader is None:
+    _one(user, k, explain, diversity, as_json)
+
+
+def _one(user: int, k: int, explain: bool, diversity: float, as_json: bool) -> None:
+    from rich.table import Table
+
+    from bookrec.errors import NotFound
+    from bookrec.serving.service import ListRequest, ReaderRef
+
+    request = ListRequest("personal", k, explain=explain, diversity=diversity)
+    with _recommendations() as recommendations:
+        try:
+            answer = recommendations.answer(request, ReaderRef(external_id=user))
+        except NotFound:
             console.print(f"user {user} is not known: showing the cold-start list", highlight=False)
-            history, shelf = ReaderHistory.empty(), None
-        else:
-            history, shelf = (
-                activity.history_of(connection, reader),
-                activity.shelf_of(connection, reader),
-            )
-        picks = loaded.model.recommend(history, k, exclude=shelf, diversity=diversity)
-        titles = {
-            b.book_id: b
-            for b in connection.execute(
-                Book.__table__.select().where(Book.book_id.in_([p.book_id for p in picks]))
-            )
-        }
-    rows = [
-        {
-            "rank": rank,
-            "book_id": p.book_id,
-            "title": titles[p.book_id].title,
-            "authors": titles[p.book_id].authors,
-            "score": round(p.score, 6),
-            **({"reasons": loaded.model.explain(history, p.book_id)} if explain else {}),
-        }
-        for rank, p in enumerate(picks, start=1)
-        if p.book_id in titles
-    ]
+            answer = recommendations.answer(request)
+        algo = recommendations.model().algo
+    items = answer.listing().items
     if as_json:
+        rows = [
+            {
+                "rank": rank,
+                **item.model_dump(include={"book_id", "title", "authors", "score"}),
+                **({"reasons": item.reasons} if explain else {}),
+            }
+            for rank, item in enumerate(items, start=1)
+        ]
         out.print_json(
-            json.dumps({"user_id": user, "model_version": loaded.version, "items": rows})
+            json.dumps({"user_id": user, "model_version": answer.model_version, "items": rows})
         )
         return
-    table = Table(title=f"user {user} — model {loaded.version} ({loaded.algo})")
-    for column in (
-        "rank",
-        "book_id",
-        "title",
-        "authors",
-        "score",
-        *(["reasons"] if explain else []),
-    ):
+    table = Table(title=f"user {user} — model {answer.model_version} ({algo})")
+    for column in ("rank", "book_id", "title", "authors", "score", *(["reasons"] * explain)):
         table.add_column(column)
-    for row in rows:
-        table.add_row(*("; ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
+    for rank, item in enumerate(items, start=1):
+        cells = [str(rank), str(item.book_id), item.title, item.authors, str(item.score)]
+        table.add_row(*cells, *(["; ".join(item.reasons or [])] * explain))
     out.print(table)
 
 
@@ -112,10 +109,6 @@ def _batch(users_csv: Path, out_path: Path, k: int) -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
-
-    from bookrec.interactions import repository as activity
-    from bookrec.serving.batch import batch_recommend
-    from bookrec.training.dataset import load_interactions
 
     started = time.perf_counter()
     try:
@@ -128,14 +121,8 @@ def _batch(users_csv: Path, out_path: Path, k: int) -> None:
     except (pa.ArrowInvalid, FileNotFoundError, KeyError) as exc:
         fail(f"{users_csv}: needs a user_id column of integers ({exc})")
     user_ids = table.column("user_id").to_numpy()
-    loaded = _active_model()
-    db = engine()
-    with db.connect() as connection:
-        mapping = activity.reader_ids_by_external(connection, user_ids.tolist())
-        interactions = load_interactions(connection, loaded.model.require_catalog().items)
-        shelves = activity.all_shelves(connection)
-    readers = np.asarray([mapping.get(int(u), -1) for u in user_ids], dtype=np.int64)
-    book_ids, scores = batch_recommend(loaded.model, interactions, readers, k, shelves)
+    with _recommendations() as recommendations:
+        _, book_ids, scores, known = recommendations.lists_for_users(user_ids, k)
     found = book_ids >= 0
     ranks = np.broadcast_to(np.arange(1, book_ids.shape[1] + 1), book_ids.shape)
     out_user = np.broadcast_to(user_ids[:, None], book_ids.shape)[found]
@@ -157,7 +144,7 @@ def _batch(users_csv: Path, out_path: Path, k: int) -> None:
             write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"),
         )
     temporary.replace(out_path)
-    unknown = int((readers < 0).sum())
+    unknown = int((~known).sum())
     console.print(
         f"wrote {len(out_user):,} recommendations for {len(user_ids):,} readers to {out_path} "
         f"in {time.perf_counter() - started:.1f}s"

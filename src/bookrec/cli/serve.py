@@ -66,7 +66,7 @@ def serve(
         console.print(f"embedded training worker started (pid {job_worker.pid})", highlight=False)
     try:
         uvicorn.run(
-            "bookrec.api.app:create_app",
+            "bookrec.api.server:served_app",
             factory=True,
             host=host or config.host,
             port=port or config.port,

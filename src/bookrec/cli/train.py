@@ -10,10 +10,19 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from bookrec.cli.common import console, engine, fail, interactive, out, settings, user_errors
+from bookrec.cli.common import (
+    console,
+    database,
+    engine,
+    fail,
+    interactive,
+    out,
+    settings,
+    user_errors,
+)
 
 if TYPE_CHECKING:
-    from bookrec.config import Settings
+    pass
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -104,17 +113,18 @@ def train(
     from bookrec.jobs.runner import run_inline
     from bookrec.jobs.schemas import TrainRequest
     from bookrec.jobs.service import local_user
-    from bookrec.training.registry import Registry
+    from bookrec.model_registry.notify import redis_notifier
+    from bookrec.model_registry.registry import ModelRegistry
 
     config = settings()
-    db = engine(config)
-    registry = Registry(db, config.models_dir, redis_notifier_of(config))
-    if if_missing and registry.active_version() is not None:
-        console.print(
-            f"model version {registry.active_version()} is active: not training", highlight=False
-        )
+    registry = ModelRegistry(config.models_dir, redis_notifier(config))
+    with database(config) as session:
+        active = registry.active_number(session)
+    if if_missing and active is not None:
+        console.print(f"model version {active} is active: not training", highlight=False)
         return
     params = parse_params([*param, *extra_params(context.args)])
+    db = engine(config)
     with stage_progress() as progress:
         # recorded as a job run here (trigger cli): a killed command is later marked failed
         result = run_inline(
@@ -126,35 +136,24 @@ def train(
             echo=progress,
             registry=registry,
         )
+    db.dispose()
     version = result.version
     if as_json:
         out.print_json(json.dumps({**version.to_dict(), "promoted": result.promoted}))
         return
-    data, gate = version.info["data"], result.gate
+    data, gate = version.data, result.gate
     console.print(
-        f"trained {version.algo} version {version.version} on {data['ratings']:,} ratings by "
+        f"trained {version.algo} version {version.number} on {data['ratings']:,} ratings by "
         f"{data['readers']:,} readers over {data['books']:,} books "
-        f"in {version.info['timings']['total']:.1f}s",
+        f"in {version.timings['total']:.1f}s",
         highlight=False,
     )
     console.print(f"evaluation gate: {gate['decision']} ({gate['reason']})", highlight=False)
     if result.promoted:
-        console.print(f"version {version.version} is active", highlight=False)
+        console.print(f"version {version.number} is active", highlight=False)
     else:
-        active = registry.active_version()
         console.print(
-            f"version {version.version} is registered as a candidate; "
+            f"version {version.number} is registered as a candidate; "
             + (f"version {active} stays active" if active else "no version is active"),
             highlight=False,
         )
-
-
-def redis_notifier_of(config: Settings) -> Callable[[str], None] | None:
-    """The Redis activation broadcast, or None (no Redis, or it cannot be reached now)."""
-    from bookrec.training.registry import redis_notifier
-
-    try:
-        return redis_notifier(config)
-    except Exception as exc:  # workers poll the database too: never fail a command over it
-        console.print(f"warning: no activation broadcast ({exc})", highlight=False)
-        return None

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from bookrec.cli.common import console, engine, out, settings, user_errors
+from bookrec.cli.common import console, database, out, settings, user_errors
 
 app = typer.Typer(help="Accounts.", no_args_is_help=True)
 
@@ -28,18 +28,13 @@ def create_admin(
 ) -> None:
     """Create an admin account (fails, changing nothing, when the email is taken)."""
     from bookrec.accounts import service
-    from bookrec.db.engine import make_session_factory, transaction
 
     config = settings()
-    db = engine(config)
-    try:
-        with transaction(make_session_factory(db)) as session:
-            user = service.register(
-                session, service.Authenticator.of(config), email, password, role="admin"
-            )
-            created = {"user_id": user.user_id, "email": user.email, "role": user.role}
-    finally:
-        db.dispose()
+    with database(config) as session:
+        user = service.register(
+            session, service.Authenticator.of(config), email, password, role="admin"
+        )
+        created = {"user_id": user.user_id, "email": user.email, "role": user.role}
     if as_json:
         out.print_json(json.dumps(created))
     else:

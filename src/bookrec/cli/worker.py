@@ -11,7 +11,7 @@ import socket
 
 import typer
 
-from bookrec.cli.common import fail, settings
+from bookrec.cli.common import engine, fail, settings
 
 
 def worker(
@@ -26,24 +26,20 @@ def worker(
     ),
 ) -> None:
     """Run training jobs: the embedded worker, or a Celery worker when REDIS_URL is set."""
-    from bookrec.observability.logging import configure_logging
-
     config = settings()
-    configure_logging(config.log_level, config.log_format)
     if embedded or config.redis_url is None:
         from bookrec.jobs.embedded import run_embedded_worker
 
         run_embedded_worker(config, parent_pid=parent_pid)
         return
-    from bookrec.db.engine import make_engine
     from bookrec.jobs.service import reap
     from bookrec.jobs.tasks import QUEUE, make_celery
 
-    engine = make_engine(config.sqlalchemy_url, hide_parameters=True)
+    db = engine(config)
     try:
-        reap(engine, config.job_lease_seconds)
+        reap(db, config.job_lease_seconds)
     finally:
-        engine.dispose()
+        db.dispose()
     make_celery(config).worker_main(
         [
             "worker",
@@ -59,10 +55,7 @@ def worker(
 
 def scheduler() -> None:
     """Run Celery beat: the scheduled retrain (BOOKREC_TRAIN_SCHEDULE) and lost-job sweeps."""
-    from bookrec.observability.logging import configure_logging
-
     config = settings()
-    configure_logging(config.log_level, config.log_format)
     if config.redis_url is None:
         fail(
             "REDIS_URL is not set: in embedded mode `bookrec worker` (started by "

@@ -1,15 +1,12 @@
-"""Engine and session factory for SQLite (embedded) and PostgreSQL (production)."""
+"""Engines for SQLite (embedded) and PostgreSQL (production), with the settings bookrec needs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -35,14 +32,3 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
-
-
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
-
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    with factory() as session, session.begin():
-        yield session

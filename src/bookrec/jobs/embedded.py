@@ -23,7 +23,8 @@ from sqlalchemy import Engine
 
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
-from bookrec.db.engine import make_engine, make_session_factory, transaction
+from bookrec.db.engine import make_engine
+from bookrec.db.session import unit_of_work
 from bookrec.jobs import repository, runner, service
 from bookrec.jobs.schedule import EmbeddedSchedule, enqueue_scheduled
 from bookrec.observability.logging import configure_logging
@@ -40,7 +41,7 @@ def run_job_process(settings: Settings, job_id: int) -> None:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     engine = make_engine(settings.sqlalchemy_url, hide_parameters=True)
     try:
-        with transaction(make_session_factory(engine)) as session:
+        with unit_of_work(engine) as session:
             repository.set_worker(session, job_id, service.worker_name())
         runner.execute(engine, settings, job_id)
     except Exception:
@@ -112,7 +113,7 @@ class EmbeddedWorker:
             self._start_next(engine)
 
     def _start_next(self, engine: Engine) -> None:
-        with transaction(make_session_factory(engine)) as session:
+        with unit_of_work(engine) as session:
             job_id = repository.oldest_queued(session)
         if job_id is None or not runner.claim(engine, job_id):
             return
@@ -137,7 +138,7 @@ class EmbeddedWorker:
             return
         if child.is_alive():
             if time.monotonic() - self._child_beat >= self.settings.job_heartbeat_seconds:
-                with transaction(make_session_factory(engine)) as session:
+                with unit_of_work(engine) as session:
                     repository.beat(session, job_id, None, None)
                 self._child_beat = time.monotonic()
             return

@@ -4,20 +4,16 @@ reapers and API calls never move a job backwards or run it twice."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from bookrec.db.base import utcnow
+from bookrec.db.paging import page_of_objects
 from bookrec.errors import NotFound
 from bookrec.jobs.models import TrainingJob
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time bookrec stores is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def create(
@@ -58,14 +54,10 @@ def page(
     session: Session, offset: int, limit: int, status: str | None = None
 ) -> tuple[list[TrainingJob], int]:
     """Jobs, newest first, and how many match."""
-    query = select(TrainingJob)
-    counted = select(func.count()).select_from(TrainingJob)
+    query = select(TrainingJob).order_by(TrainingJob.job_id.desc())
     if status is not None:
         query = query.where(TrainingJob.status == status)
-        counted = counted.where(TrainingJob.status == status)
-    total = session.scalar(counted) or 0
-    rows = session.scalars(query.order_by(TrainingJob.job_id.desc()).offset(offset).limit(limit))
-    return list(rows), total
+    return page_of_objects(session, query, offset, limit)
 
 
 def oldest_queued(session: Session) -> int | None:
@@ -174,4 +166,4 @@ def silent_since(session: Session, cutoff: datetime) -> list[tuple[int, datetime
             TrainingJob.status == "running", TrainingJob.heartbeat_at < cutoff
         )
     ).all()
-    return [(row.job_id, as_utc(row.heartbeat_at)) for row in rows if row.heartbeat_at is not None]
+    return [(row.job_id, row.heartbeat_at) for row in rows if row.heartbeat_at is not None]

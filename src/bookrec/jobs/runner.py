@@ -10,7 +10,7 @@ interrupts the training, so a job marked failed never registers a model afterwar
 
 from __future__ import annotations
 
-import _thread
+import ctypes
 import threading
 import time
 from collections.abc import Callable
@@ -20,13 +20,13 @@ import structlog
 from sqlalchemy import Engine
 
 from bookrec.config import Settings
-from bookrec.db.engine import make_session_factory, transaction
+from bookrec.db.session import make_session_factory, unit_of_work
 from bookrec.errors import Conflict
 from bookrec.jobs import repository, service
 from bookrec.jobs.schemas import TrainRequest
 
 if TYPE_CHECKING:
-    from bookrec.training.registry import Registry
+    from bookrec.model_registry.registry import ModelRegistry
     from bookrec.training.service import TrainResult
 
 log = structlog.get_logger(__name__)
@@ -37,11 +37,28 @@ PROGRESS_WRITE_SECONDS = 1.0
 Progress = Callable[[str, float], None]
 
 
+class JobFenced(BaseException):
+    """Raised in a training thread whose job was declared lost: stop, register nothing.
+
+    A BaseException, so that no `except Exception` in the training code swallows it.
+    """
+
+
+def _raise_in_thread(thread_id: int, exception: type[BaseException]) -> None:
+    """Raise `exception` in another thread of this process at its next Python instruction."""
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exception)
+    )
+    if done != 1:
+        log.error("could not stop the training thread", thread=thread_id, found=done)
+
+
 class JobReporter:
     """A thread that keeps a running job's heartbeat fresh and persists its progress.
 
     If the job stops being `running` under it (a reaper declared it lost), the reporter sets
-    `lost` and interrupts the main thread, where the training runs.
+    `lost` and raises `JobFenced` in the thread that created it, where the training runs (at
+    its next Python instruction; whatever signal handlers the process has).
     """
 
     def __init__(self, engine: Engine, job_id: int, heartbeat_seconds: float) -> None:
@@ -51,7 +68,7 @@ class JobReporter:
         self._lock = threading.Lock()
         self._pending: tuple[str, float] | None = None
         self._stopped = threading.Event()
-        self._interrupt_main = threading.current_thread() is threading.main_thread()
+        self._training_thread = threading.get_ident()
         self.lost = False
         self._thread = threading.Thread(
             target=self._run, name=f"job-{job_id}-heartbeat", daemon=True
@@ -82,8 +99,7 @@ class JobReporter:
                 log.warning("could not update training job", job_id=self._job_id, exc_info=True)
             if self.lost:
                 log.error("training job was declared lost: stopping it", job_id=self._job_id)
-                if self._interrupt_main:
-                    _thread.interrupt_main()
+                _raise_in_thread(self._training_thread, JobFenced)
                 return
 
     def _write(self, *, force: bool) -> bool:
@@ -93,15 +109,16 @@ class JobReporter:
         if pending is None and not force:
             return False
         stage, percent = pending if pending is not None else (None, None)
-        with transaction(self._sessions) as session:
+        with unit_of_work(self._sessions) as session:
             self.lost = not repository.beat(session, self._job_id, stage, percent)
         return True
 
 
-def _registry(engine: Engine, settings: Settings) -> Registry:
-    from bookrec.training.registry import Registry, redis_notifier
+def _registry(settings: Settings) -> ModelRegistry:
+    from bookrec.model_registry.notify import redis_notifier
+    from bookrec.model_registry.registry import ModelRegistry
 
-    return Registry(engine, settings.models_dir, notifier=redis_notifier(settings))
+    return ModelRegistry(settings.models_dir, redis_notifier(settings))
 
 
 def execute(
@@ -110,7 +127,7 @@ def execute(
     job_id: int,
     *,
     echo: Progress | None = None,
-    registry: Registry | None = None,
+    registry: ModelRegistry | None = None,
 ) -> TrainResult:
     """Train what a claimed (running) job asks for and record the outcome on the job.
 
@@ -126,15 +143,15 @@ def execute(
 
     reporter.start()  # before the imports below, which take seconds on a busy machine
     try:
+        from bookrec.evaluation.tuned import TunedParams
         from bookrec.training.service import train
-        from bookrec.training.tuned import TunedParams
 
-        with transaction(make_session_factory(engine)) as session:
+        with unit_of_work(engine) as session:
             request = TrainRequest.model_validate(repository.get(session, job_id).request)
         log.info("training job started", job_id=job_id, **request.model_dump())
         outcome = train(
             engine,
-            registry or _registry(engine, settings),
+            registry or _registry(settings),
             request.algo,
             request.params,
             force=request.force,
@@ -156,11 +173,11 @@ def execute(
         raise
     reporter.stop()
     result = {
-        "version": int(outcome.version.version),
+        "version": outcome.version.number,
         "promoted": outcome.promoted,
         "gate": outcome.gate,
     }
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         repository.succeed(session, job_id, result)
     log.info("training job succeeded", job_id=job_id, **result)
     return outcome
@@ -168,7 +185,7 @@ def execute(
 
 def claim(engine: Engine, job_id: int, worker: str | None = None) -> bool:
     """Atomically take a queued job for this process; False if it is not queued any more."""
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         return repository.claim(session, job_id, worker or service.worker_name())
 
 
@@ -180,11 +197,11 @@ def run_inline(
     trigger: str,
     requested_by: str | None,
     echo: Progress | None = None,
-    registry: Registry | None = None,
+    registry: ModelRegistry | None = None,
 ) -> TrainResult:
     """Record a job and run it in this process (`bookrec train`): a job like any other, so a
     killed CLI is later marked failed by the reaper."""
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         job_id = service.submit(
             session,
             request,

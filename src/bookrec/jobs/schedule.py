@@ -15,11 +15,12 @@ from croniter import croniter
 from sqlalchemy import Connection, Engine, func, select
 
 from bookrec.config import Settings
-from bookrec.db.engine import make_session_factory, transaction
-from bookrec.interactions.models import Dataset, Rating
+from bookrec.datasets.models import Dataset
+from bookrec.db.session import unit_of_work
 from bookrec.jobs import repository, service
 from bookrec.jobs.schemas import TrainRequest
-from bookrec.training.models import ModelVersionRow
+from bookrec.model_registry.models import ModelVersionRow
+from bookrec.readers.models import Rating
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +62,7 @@ def what_is_new(trained_on: dict[str, Any] | None, now: dict[str, Any]) -> str |
 
 def enqueue_scheduled(engine: Engine, settings: Settings) -> int | None:
     """Queue a scheduled training job if new data arrived; the job id, or None if skipped."""
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         if repository.unfinished_count(session):
             log.info("scheduled retraining skipped: a training job is already queued or running")
             return None

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bookrec.accounts import audit
 from bookrec.accounts.audit import Origin
 from bookrec.db.base import utcnow
-from bookrec.db.engine import make_session_factory, transaction
+from bookrec.db.session import unit_of_work
 from bookrec.errors import BookrecError, InvalidInput
 from bookrec.jobs import repository
 from bookrec.jobs.models import TrainingJob
@@ -96,7 +96,7 @@ def reap(engine: Engine, lease_seconds: float) -> list[int]:
     """Mark failed every running job whose heartbeat is older than the lease; their ids."""
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
     reaped: list[int] = []
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         for job_id, beat_at in repository.silent_since(session, cutoff):
             error = f"worker lost (no heartbeat since {beat_at.isoformat(timespec='seconds')})"
             if repository.fail(
@@ -109,7 +109,7 @@ def reap(engine: Engine, lease_seconds: float) -> list[int]:
 
 def fail(engine: Engine, job_id: int, error: str, **conditions: Any) -> bool:
     """Mark a job failed in its own transaction (if it is still queued or running)."""
-    with transaction(make_session_factory(engine)) as session:
+    with unit_of_work(engine) as session:
         return repository.fail(session, job_id, error, **conditions)
 
 

@@ -17,9 +17,11 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
+from bookrec.recsys import components
 from bookrec.recsys.artifacts import read_artifact, read_manifest, write_artifact
 from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
+from bookrec.recsys.splits import random_holdout
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 DEFAULT_COMPONENTS = ("ease", "itemknn", "als", "content", "popularity")
@@ -94,15 +96,11 @@ class HybridRecommender(ScoringRecommender):
 
     # -- fitting -----------------------------------------------------------------------------
     def _build(self) -> dict[str, Any]:
-        from bookrec.recsys import registry
-
         names = dict(self.config.components)
         names.setdefault("popularity", {})
-        return {name: registry.build(name, params) for name, params in names.items()}
+        return {name: components.build(name, params) for name, params in names.items()}
 
     def fit(self, interactions: Interactions, catalog: Catalog) -> HybridRecommender:
-        from bookrec.recsys.splits import random_holdout
-
         train, valid = random_holdout(
             interactions, fraction=self.config.validation_fraction, seed=self.config.seed
         )
@@ -187,13 +185,11 @@ class HybridRecommender(ScoringRecommender):
         self, train: Interactions, catalog: Catalog, seen: sp.csr_matrix, relevant: sp.csr_matrix
     ) -> None:
         """Pick EASE's regularisation on validation; the refit on all data keeps it."""
-        from bookrec.recsys import registry
-
         base = dict(self.config.components.get("ease", {}))
         results: dict[float, float] = {}
         best: tuple[float, Any] | None = None
         for l2 in self.config.ease_l2_grid:
-            model = registry.build("ease", {**base, "l2": l2})
+            model = components.build("ease", {**base, "l2": l2})
             model.fit(train, catalog)
             score = _ndcg_at_10(np.asarray(model.scores(seen), np.float32), relevant, seen)
             results[l2] = score
@@ -312,8 +308,6 @@ class HybridRecommender(ScoringRecommender):
 
     @classmethod
     def load(cls, directory: Path) -> HybridRecommender:
-        from bookrec.recsys import registry
-
         manifest, arrays = read_artifact(directory)
         model = cls(HybridConfig(**manifest["params"]))
         model.weights = np.asarray(arrays["weights"])
@@ -322,5 +316,5 @@ class HybridRecommender(ScoringRecommender):
         for name in manifest["components"]:
             path = Path(directory) / "components" / name
             read_manifest(path)
-            model.components[name] = registry.load(name, path)
+            model.components[name] = components.load(name, path)
         return model

@@ -14,6 +14,7 @@ from pydantic_core import to_json
 from sqlalchemy import Connection, func, select
 
 from bookrec.catalog.models import Book
+from bookrec.db.session import SessionFactory, unit_of_work
 from bookrec.serving.schemas import RecommendedBook
 
 
@@ -76,3 +77,18 @@ class BookCards:
 
     def __len__(self) -> int:
         return len(self.cards)
+
+
+class CardStore:
+    """The book cards of this worker, reloaded when the catalogue changes."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+        self.cards = BookCards.empty()
+
+    def refresh(self) -> None:
+        with unit_of_work(self.sessions) as session:
+            connection = session.connection()
+            if self.cards.stamp and BookCards.stamp_of(connection) == self.cards.stamp:
+                return
+            self.cards = BookCards.load(connection)

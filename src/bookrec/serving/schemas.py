@@ -18,5 +18,5 @@ class RecommendedBook(BaseModel):
 
 class RecommendationList(BaseModel):
     strategy: str
-    model_version: str
+    model_version: int = Field(description="The model version that made this list")
     items: list[RecommendedBook]

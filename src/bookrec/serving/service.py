@@ -1,31 +1,50 @@
-"""Recommendation answers: filters in; books with titles, scores and reasons out, cached.
+"""The one place that answers a reader's list: `RecommendationService`.
 
-Everything here works from memory (the loaded model, the book cards, the cache) plus the
-reader's activity, which the caller reads in one query. Lists are built as the response
-body (JSON bytes) so a cache hit is sent without touching a model or pydantic again.
+Every list a reader gets goes through it: the API's list routes (`/recommendations/me`,
+`/users/{id}`, `/popular`, `/trending`, `/batch`), `bookrec recommend` for one reader or a
+file of them, and training's precomputed lists (`score_readers`, the same scoring in bulk).
+How a list is answered, cheapest first:
+
+1. look-up (no scoring): the reader's id and activity version (one indexed row); then the
+   list training precomputed for them, if their activity has not changed since and the
+   request is the model's plain list; else the cache, keyed by model version, request and
+   activity version;
+2. scoring: the reader's ratings and shelf are read, the catalogue scored (filters applied
+   before the top-k cut, diversity re-ranking, rated and shelved books left out), reasons
+   written, and the body cached.
+
+Lists are built as the response body (JSON bytes), so a precomputed list or a cache hit is
+sent without touching a model or pydantic again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
+import numpy as np
+import scipy.sparse as sp
+from anyio import to_thread
 from sqlalchemy.orm import Session
 
 from bookrec.catalog import service as catalog
-from bookrec.errors import InvalidInput
-from bookrec.interactions.repository import ReaderActivity
+from bookrec.db.session import SessionFactory, unit_of_work
+from bookrec.errors import InvalidInput, ModelUnavailable, NotFound
+from bookrec.readers import repository as readers
+from bookrec.readers.repository import ActivityVersions, ReaderActivity, ReaderVersion
 from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
-from bookrec.recsys.data import Filters, ReaderHistory
-from bookrec.serving.books import BookCards
+from bookrec.recsys.data import Filters, IdMap, Interactions, ReaderHistory
+from bookrec.serving.books import BookCards, CardStore
 from bookrec.serving.cache import RecommendationCache, cache_key
-from bookrec.serving.engine import LoadedModel
+from bookrec.serving.loaded import LoadedModel
 from bookrec.serving.schemas import RecommendationList, RecommendedBook
 
 Strategy = Literal["personal", "popular", "trending"]
-STRATEGIES: tuple[str, ...] = ("personal", "popular", "trending")
+Source = Literal["precomputed", "hit", "miss"]
+#: Scored beyond k so that books deleted since training can be dropped from a full list.
+SLACK = 5
 
 
 @dataclass(frozen=True)
@@ -48,9 +67,11 @@ class FilterRequest:
                 f"year_min ({self.year_min}) is after year_max ({self.year_max})", field="year_min"
             )
 
-    def resolve(self, session: Session) -> Filters:
-        """Names to ids; a database query only when tags or authors are named."""
+    def resolve(self, session: Session) -> Filters | None:
+        """Names to ids (a query only when tags or authors are named); None: no filter."""
         self.check()
+        if self == FilterRequest():
+            return None
         return Filters(
             tags=tuple(catalog.tag_ids_named(session, self.tags)) if self.tags else (),
             language=self.language,
@@ -83,6 +104,284 @@ class ListRequest:
         return hashlib.blake2b(repr(self).encode(), digest_size=8).hexdigest()
 
 
+@dataclass(frozen=True)
+class ReaderRef:
+    """Whom a list is for: a reader id (an account's) or a data set user id."""
+
+    reader_id: int | None = None
+    external_id: int | None = None
+
+    def not_found(self) -> NotFound:
+        if self.external_id is not None:
+            return NotFound("user", self.external_id)
+        return NotFound("reader", self.reader_id)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A finished list: the response body, where it came from, the model version that made it."""
+
+    body: bytes
+    source: Source
+    model_version: int
+
+    def listing(self) -> RecommendationList:
+        return RecommendationList.model_validate_json(self.body)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the look-up found, and what scoring needs when it found no answer."""
+
+    loaded: LoadedModel
+    request: ListRequest
+    reader: ReaderVersion | None
+    key: str
+    answer: Answer | None
+
+
+class ModelSource(Protocol):
+    def current(self) -> LoadedModel | None: ...
+
+
+class RecommendationService:
+    """Answers lists from a worker's (or a command's) loaded model, book cards and cache.
+
+    `versions`, when given, reads activity versions on the calling thread (SQLite without
+    Redis: a local read cheaper than a thread hop); `answer_async` then looks up on the event
+    loop. Scoring always runs in a worker thread.
+    """
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        models: ModelSource,
+        cards: CardStore,
+        cache: RecommendationCache,
+        versions: ActivityVersions | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.models = models
+        self.cards = cards
+        self.cache = cache
+        self.versions = versions
+
+    @property
+    def lookups_inline(self) -> bool:
+        return self.versions is not None
+
+    def model(self) -> LoadedModel:
+        loaded = self.models.current()
+        if loaded is None:
+            raise ModelUnavailable(
+                "no trained model is active yet: run `bookrec train` (or POST /api/v1/admin/train)"
+            )
+        return loaded
+
+    # -- one reader's list -----------------------------------------------------------------
+
+    def find(
+        self,
+        request: ListRequest,
+        reader: ReaderRef | None = None,
+        loaded: LoadedModel | None = None,
+    ) -> Lookup:
+        """The look-up: the reader's activity version, then a list that needs no scoring."""
+        request.filters.check()
+        loaded = loaded or self.model()
+        version = None if reader is None else self._version_of(reader)
+        if version is not None and loaded.precomputed is not None and request.is_plain():
+            picks = loaded.precomputed.lookup(
+                version.reader_id, version.activity_version, request.k + SLACK
+            )
+            if picks is not None:
+                # not cached (so no key): rebuilding it costs about what a cache entry would
+                body = plain_list_json(
+                    self.cards.cards, request.strategy, loaded.number, picks, request.k
+                )
+                return Lookup(
+                    loaded, request, version, "", Answer(body, "precomputed", loaded.number)
+                )
+        who = ("-", "-") if version is None else (version.reader_id, version.activity_version)
+        key = cache_key((loaded.number, request.strategy, request.digest(), *who))
+        cached = self.cache.get(key)
+        answer = None if cached is None else Answer(cached, "hit", loaded.number)
+        return Lookup(loaded, request, version, key, answer)
+
+    def _version_of(self, reader: ReaderRef) -> ReaderVersion:
+        if self.versions is not None:
+            found = self.versions(reader_id=reader.reader_id, external_id=reader.external_id)
+        else:
+            with unit_of_work(self.sessions) as session:
+                found = readers.activity_version(
+                    session.connection(), reader_id=reader.reader_id, external_id=reader.external_id
+                )
+        if found is None:
+            raise reader.not_found()
+        return found
+
+    def score(self, lookup: Lookup) -> Answer:
+        """The look-up's answer, or the list scored now (CPU work: not on an event loop)."""
+        if lookup.answer is not None:
+            return lookup.answer
+        request, loaded = lookup.request, lookup.loaded
+        with unit_of_work(self.sessions) as session:
+            filters = request.filters.resolve(session)
+            activity = (
+                None
+                if lookup.reader is None
+                else readers.activity_of(session.connection(), lookup.reader.reader_id)
+            )
+        listing = build_list(loaded, self.cards.cards, request, filters, activity)
+        body = listing.model_dump_json().encode()
+        self.cache.put(lookup.key, body)
+        return Answer(body, "miss", loaded.number)
+
+    def answer(self, request: ListRequest, reader: ReaderRef | None = None) -> Answer:
+        """A list for everyone (`reader` None) or for one reader; NotFound for no such reader."""
+        return self.score(self.find(request, reader))
+
+    async def answer_async(self, request: ListRequest, reader: ReaderRef | None = None) -> Answer:
+        """`answer` for an event loop: the look-up inline when it is a local read, scoring
+        in a worker thread."""
+        if self.lookups_inline:
+            lookup = self.find(request, reader)
+        else:
+            lookup = await to_thread.run_sync(self.find, request, reader)
+        if lookup.answer is not None:
+            return lookup.answer
+        return await to_thread.run_sync(self.score, lookup)
+
+    def answer_many(
+        self, request: ListRequest, external_ids: Sequence[int]
+    ) -> tuple[int, dict[int, Answer], list[int]]:
+        """Lists for several data set readers by one model version: (that version, each known
+        reader's answer, the unknown ids)."""
+        loaded = self.model()
+        answers: dict[int, Answer] = {}
+        unknown: list[int] = []
+        for external_id in dict.fromkeys(external_ids):
+            try:
+                lookup = self.find(request, ReaderRef(external_id=external_id), loaded)
+            except NotFound:
+                unknown.append(external_id)
+                continue
+            answers[external_id] = self.score(lookup)
+        return loaded.number, answers, unknown
+
+    # -- books like a book ---------------------------------------------------------------
+
+    def similar(self, book_id: int, k: int, filters: FilterRequest) -> Answer:
+        """Books like `book_id` by the active model, cached like lists; NotFound for no such
+        book."""
+        filters.check()
+        loaded = self.model()
+        cards = self.cards.cards
+        request_digest = hashlib.blake2b(repr((k, filters)).encode(), digest_size=8).hexdigest()
+        key = cache_key((loaded.number, "similar", book_id, request_digest))
+        body = self.cache.get(key)
+        if body is not None:
+            return Answer(body, "hit", loaded.number)
+        with unit_of_work(self.sessions) as session:
+            if cards.get(book_id) is None and not catalog.book_exists(session, book_id):
+                raise NotFound("book", book_id)
+            resolved = filters.resolve(session)
+        picks = loaded.model.similar(book_id, k + SLACK, filters=resolved)
+        items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
+        listing = RecommendationList(strategy="similar", model_version=loaded.number, items=items)
+        body = listing.model_dump_json().encode()
+        self.cache.put(key, body)
+        return Answer(body, "miss", loaded.number)
+
+    # -- many readers at once ------------------------------------------------------------
+
+    def lists_for_users(
+        self, external_ids: np.ndarray, k: int
+    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """Every data set reader's plain list, scored in bulk (`bookrec recommend --batch`):
+        (model version, book ids and scores as readers x k with -1 padding, which user ids
+        are known). An unknown user id gets the cold-start list. The same lists the
+        one-reader path gives."""
+        from bookrec.readers.snapshot import load_interactions  # pyarrow: not in API workers
+
+        loaded = self.model()
+        with unit_of_work(self.sessions) as session:
+            connection = session.connection()
+            mapping = readers.reader_ids_by_external(connection, external_ids.tolist())
+            interactions = load_interactions(connection, loaded.model.require_catalog().items)
+            shelves = readers.all_shelves(connection)
+        reader_ids = np.asarray([mapping.get(int(u), -1) for u in external_ids], dtype=np.int64)
+        book_ids, scores = score_readers(loaded.model, interactions, reader_ids, k + SLACK, shelves)
+        book_ids, scores = drop_deleted_books(book_ids, scores, self.cards.cards, k)
+        return loaded.number, book_ids, scores, reader_ids >= 0
+
+
+def drop_deleted_books(
+    book_ids: np.ndarray, scores: np.ndarray, cards: BookCards, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first `k` books that still exist (as `describe` drops deleted books)."""
+    known = np.isin(book_ids, np.fromiter(cards.cards, dtype=np.int64, count=len(cards)))
+    order = np.argsort(~known, axis=1, kind="stable")[:, :k]  # known books first, in order
+    kept = np.take_along_axis(known, order, axis=1)
+    return (
+        np.where(kept, np.take_along_axis(book_ids, order, axis=1), -1),
+        np.where(kept, np.take_along_axis(scores, order, axis=1), 0.0).astype(np.float32),
+    )
+
+
+def score_readers(
+    model: ScoringRecommender,
+    interactions: Interactions,
+    reader_ids: np.ndarray,
+    k: int,
+    shelves: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(book ids, scores), each readers x k, from every reader's ratings, their shelf left out:
+    the lists `build_list` gives one at a time, in bulk (training precomputes them this way).
+
+    Book id -1 pads a row with fewer than k candidates. A reader id of -1 (unknown reader)
+    gets the cold-start list.
+    """
+    items = model.require_catalog().items
+    histories = _history_matrix(interactions, items, reader_ids)
+    exclude = None if shelves is None else _shelf_matrix(reader_ids, items, shelves)
+    indices, scores = model.recommend_batch(histories, k, exclude=exclude)
+    book_ids = np.where(indices >= 0, items.ids[np.maximum(indices, 0)], -1)
+    return book_ids, scores
+
+
+def _history_matrix(
+    interactions: Interactions, items: IdMap, reader_ids: np.ndarray
+) -> sp.csr_matrix:
+    """Rows of the readers' ratings over the catalog (an unknown reader id: an empty row)."""
+    rows = interactions.users.index(reader_ids)
+    columns = items.index(interactions.items.ids[interactions.item_index])
+    full = sp.csr_matrix(
+        (interactions.rating, (interactions.user_index, columns)),
+        shape=(len(interactions.users), len(items)),
+        dtype=np.float32,
+    )
+    picked = full[np.maximum(rows, 0)]
+    picked = picked.multiply((rows >= 0)[:, None].astype(np.float32)).tocsr()
+    picked.eliminate_zeros()
+    return picked
+
+
+def _shelf_matrix(
+    reader_ids: np.ndarray, items: IdMap, shelves: tuple[np.ndarray, np.ndarray]
+) -> sp.csr_matrix:
+    """Rows marking each reader's to-read shelf, never recommended back to them."""
+    shelf_readers, shelf_books = shelves
+    position = {int(r): i for i, r in enumerate(reader_ids.tolist()) if r >= 0}
+    rows = np.asarray([position.get(int(r), -1) for r in shelf_readers], dtype=np.int64)
+    columns = items.index(shelf_books)
+    keep = (rows >= 0) & (columns >= 0)
+    return sp.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (rows[keep], columns[keep])),
+        shape=(len(reader_ids), len(items)),
+    )
+
+
 def describe(
     cards: BookCards,
     model: Recommender,
@@ -112,7 +411,7 @@ def describe(
 def plain_list_json(
     cards: BookCards,
     strategy: str,
-    model_version: str,
+    model_version: int,
     recommendations: Sequence[Recommendation],
     k: int,
 ) -> bytes:
@@ -129,14 +428,6 @@ def plain_list_json(
     return empty.model_dump_json().encode().removesuffix(b"]}") + b",".join(items) + b"]}"
 
 
-def model_for(loaded: LoadedModel, strategy: str) -> ScoringRecommender:
-    if strategy == "popular":
-        return loaded.popular
-    if strategy == "trending":
-        return loaded.trending
-    return loaded.model
-
-
 def build_list(
     loaded: LoadedModel,
     cards: BookCards,
@@ -147,77 +438,9 @@ def build_list(
     """Score and describe one list; the reader's rated and shelved books never appear."""
     history = activity.history if activity is not None else ReaderHistory.empty()
     shelf = activity.shelf if activity is not None else None
-    model = model_for(loaded, request.strategy)
-    # a little slack: books deleted since training are dropped when described
+    model = loaded.for_strategy(request.strategy)
     picks = model.recommend(
-        history, request.k + 5, exclude=shelf, filters=filters, diversity=request.diversity
+        history, request.k + SLACK, exclude=shelf, filters=filters, diversity=request.diversity
     )
     items = describe(cards, model, picks, history, request.explain)[: request.k]
-    return RecommendationList(strategy=request.strategy, model_version=loaded.version, items=items)
-
-
-def ready_list(
-    loaded: LoadedModel,
-    cards: BookCards,
-    cache: RecommendationCache,
-    request: ListRequest,
-    reader: tuple[int, str] | None = None,
-) -> tuple[str, bytes | None, str]:
-    """(cache key, body, source) for a list that needs no scoring, else (key, None, "miss");
-    the key is "" for a precomputed answer, which is not cached.
-
-    Sources: "precomputed" (the version's list for a reader whose activity has not changed
-    since training; asked first, as it is in the worker's memory and the cache may need a
-    Redis round trip) or "hit" (the cache). `reader` is (reader id, activity stamp): the
-    stamp changes with every rating, un-rating or shelving, so it is part of the key.
-    """
-    request.filters.check()
-    if reader is not None and loaded.precomputed is not None and request.is_plain():
-        picks = loaded.precomputed.lookup(*reader, request.k + 5)
-        if picks is not None:
-            # not cached (so no key): rebuilding it costs about what a cache entry would
-            body = plain_list_json(cards, request.strategy, loaded.version, picks, request.k)
-            return "", body, "precomputed"
-    key = cache_key((loaded.version, request.strategy, request.digest(), *(reader or ("-", "-"))))
-    cached = cache.get(key)
-    return key, cached, "miss" if cached is None else "hit"
-
-
-def scored_list(
-    loaded: LoadedModel,
-    cards: BookCards,
-    cache: RecommendationCache,
-    key: str,
-    request: ListRequest,
-    filters: Filters | None,
-    activity: ReaderActivity | None,
-) -> bytes:
-    """Score, describe and cache a list (CPU work: callers run it in the thread pool)."""
-    body = build_list(loaded, cards, request, filters, activity).model_dump_json().encode()
-    cache.put(key, body)
-    return body
-
-
-def similar_body(
-    loaded: LoadedModel,
-    cards: BookCards,
-    cache: RecommendationCache,
-    book_id: int,
-    k: int,
-    filters: FilterRequest,
-    resolve_filters: Callable[[FilterRequest], Filters],
-) -> tuple[bytes, str]:
-    """Books like `book_id` by the active model, as a JSON body (cached like lists)."""
-    filters.check()
-    request_digest = hashlib.blake2b(repr((k, filters)).encode(), digest_size=8).hexdigest()
-    key = cache_key((loaded.version, "similar", book_id, request_digest))
-    body = cache.get(key)
-    if body is not None:
-        return body, "hit"
-    resolved = None if filters == FilterRequest() else resolve_filters(filters)
-    picks = loaded.model.similar(book_id, k + 5, filters=resolved)
-    items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
-    listing = RecommendationList(strategy="similar", model_version=loaded.version, items=items)
-    body = listing.model_dump_json().encode()
-    cache.put(key, body)
-    return body, "miss"
+    return RecommendationList(strategy=request.strategy, model_version=loaded.number, items=items)

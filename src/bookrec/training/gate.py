@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from bookrec.model_registry.version import ModelVersion
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.data import Catalog, Interactions
 from bookrec.recsys.evaluate import Model, evaluate
 from bookrec.recsys.splits import sampled_holdout
-from bookrec.training.registry import ModelVersion
 
 #: The split's seed: fixed, so consecutive trainings on the same data share one split.
 SEED = 20261126
@@ -130,11 +130,11 @@ def _active_value(
     active: ModelVersion, split: GateSplit, catalog: Catalog, metric: str
 ) -> tuple[float | None, str, str | None]:
     """The active model's metric on this split: (value, how it was obtained, problem)."""
-    recorded = active.info.get("gate", {}).get("split")
-    if recorded == split.key and metric in active.info.get("metrics", {}):
-        return _finite(active.info["metrics"][metric]), "reused", None
+    recorded = active.gate.get("split")
+    if recorded == split.key and metric in active.metrics:
+        return _finite(active.metrics[metric]), "reused", None
     try:
-        model = algorithms.build(active.algo, active.info.get("params") or {})
+        model = algorithms.build(active.algo, active.params)
         metrics = score(model, split, catalog, fit=True)
     except Exception as exc:  # the active model's recipe no longer fits: say so, do not block
         return None, "refit", f"the active model could not be refitted: {exc}"
@@ -168,7 +168,7 @@ def decide(
     if active is None:
         passed, reason = True, "first model: no active version to compare with"
     else:
-        gate["compared_with"] = int(active.version)
+        gate["compared_with"] = active.number
         value, source, problem = _active_value(active, split, catalog, metric)
         gate["active"] = value
         gate["active_source"] = source
@@ -187,7 +187,7 @@ def decide(
             relation = ">=" if passed else "<"
             reason = (
                 f"{metric} {candidate:.4f} {relation} {threshold:.4f} "
-                f"(version {active.version}: {value:.4f}, tolerance {tolerance:.0%})"
+                f"(version {active.number}: {value:.4f}, tolerance {tolerance:.0%})"
             )
     gate["passed"] = passed
     gate["decision"] = "promote" if passed or force else "reject"

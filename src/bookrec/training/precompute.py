@@ -1,11 +1,11 @@
 """Every reader's list, computed by the new model at training time (the `lists/` artifact).
 
-A worker answering for a reader whose activity has not changed since training can send this
-list instead of scoring the catalogue. "Not changed" is decided by the activity stamp the
-database computes (counts and sums over the reader's ratings and shelf; see
-`interactions.repository.activity_stamp`): the stamps are read *before* the ratings the model
-learns from, so a write that lands in between leaves an older stamp next to a newer list, and
-that reader is scored live. A reader who rated, un-rated or shelved anything since is too.
+A worker answering for a reader whose activity has not changed since training sends this
+list instead of scoring the catalogue. "Not changed" means the same activity version
+(`readers.activity_version`, moved by every change of a reader's ratings or shelf). The
+versions are read *before* the ratings the model learns from, so a write that lands in
+between leaves an older version next to a newer list, and that reader is scored live.
+The lists are scored by `serving.service.score_readers`, the bulk form of the one-reader path.
 """
 
 from __future__ import annotations
@@ -13,38 +13,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from bookrec.interactions import repository as interactions
-from bookrec.recsys.artifacts import write_artifact
+from bookrec.readers import repository as readers
 from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.data import Interactions
-from bookrec.serving.batch import batch_recommend
-
-STAMP_COLUMNS = 6
-_RATINGS = text(
-    "SELECT reader_id, count(book_id), coalesce(sum(book_id * rating), 0), "
-    "coalesce(sum(rated_at), 0) FROM ratings GROUP BY reader_id"
-)
-_SHELF = text(
-    "SELECT reader_id, count(book_id), coalesce(sum(book_id), 0), "
-    "coalesce(sum(added_at), 0) FROM shelf GROUP BY reader_id"
-)
+from bookrec.serving.precomputed import PrecomputedLists
+from bookrec.serving.service import score_readers
 
 
-def activity_stamps(connection: Connection) -> tuple[np.ndarray, np.ndarray]:
-    """(reader ids, sorted; their stamps, int64 n x 6) for every reader with any activity.
-
-    The same six numbers, in the same order, as `activity_stamp` computes for one reader.
-    """
-    stamps: dict[int, list[int]] = {}
-    for offset, statement in ((0, _RATINGS), (3, _SHELF)):
-        for reader_id, *values in connection.execute(statement):
-            row = stamps.setdefault(int(reader_id), [0] * STAMP_COLUMNS)
-            row[offset : offset + 3] = [int(v) for v in values]
-    reader_ids = np.asarray(sorted(stamps), dtype=np.int64)
-    table = np.asarray([stamps[r] for r in reader_ids.tolist()], dtype=np.int64)
-    return reader_ids, table.reshape(-1, STAMP_COLUMNS)
+def activity_versions(connection: Connection) -> tuple[np.ndarray, np.ndarray]:
+    """(reader ids, sorted; their activity versions), to be read before the ratings."""
+    return readers.all_activity_versions(connection)
 
 
 def write_lists(
@@ -52,20 +32,17 @@ def write_lists(
     model: ScoringRecommender,
     ratings: Interactions,
     connection: Connection,
-    reader_ids: np.ndarray,
-    stamps: np.ndarray,
+    versions: tuple[np.ndarray, np.ndarray],
     k: int,
 ) -> None:
-    """Each reader's top `k` (their shelf left out) as an artifact next to the model."""
-    shelf = interactions.all_shelves(connection)
-    book_ids, scores = batch_recommend(model, ratings, reader_ids, k, shelf)
-    write_artifact(
-        directory,
-        {"kind": "lists", "k": k, "readers": len(reader_ids)},
-        {
-            "reader_ids": reader_ids,
-            "stamps": stamps,
-            "book_ids": book_ids.astype(np.int64),
-            "scores": scores.astype(np.float32),
-        },
-    )
+    """Each reader's top `k` (their shelf left out) as an artifact next to the model.
+
+    Readers with neither ratings nor a shelf get the cold-start list, which is scored live
+    (and cached) like any list: they are not stored.
+    """
+    shelves = readers.all_shelves(connection)
+    reader_ids, activity = versions
+    active = np.isin(reader_ids, ratings.users.ids) | np.isin(reader_ids, shelves[0])
+    reader_ids, activity = reader_ids[active], activity[active]
+    book_ids, scores = score_readers(model, ratings, reader_ids, k, shelves)
+    PrecomputedLists(reader_ids, activity, book_ids, scores).save(directory)

@@ -5,23 +5,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
 
+from bookrec.config import Settings, load_settings
+from bookrec.datasets.models import Dataset
+from bookrec.db.session import unit_of_work
 from bookrec.errors import InvalidInput
-from bookrec.interactions.models import Dataset
+from bookrec.evaluation.tuned import TunedParams
+from bookrec.model_registry.registry import ModelRegistry
+from bookrec.model_registry.version import ModelVersion
+from bookrec.readers.snapshot import load_snapshot
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.popularity import PopularityConfig, PopularityRecommender
 from bookrec.training import gate as evaluation_gate
 from bookrec.training import precompute
-from bookrec.training.dataset import load_snapshot
-from bookrec.training.registry import ModelVersion, Registry
-from bookrec.training.tuned import TunedParams
-
-if TYPE_CHECKING:
-    from bookrec.config import Settings
 
 #: `progress(stage, percent)`: loading data 0-10, fitting 10-70, evaluating 70-90, saving 90-100.
 Progress = Callable[[str, float], None]
@@ -51,7 +51,7 @@ def _model_params(
 
 def train(
     engine: Engine,
-    registry: Registry,
+    registry: ModelRegistry,
     algo: str | None = None,
     params: dict[str, Any] | None = None,
     *,
@@ -70,10 +70,7 @@ def train(
     lists and the cold-start fallback), fitted on all the data. Without explicit `params`,
     the ones `bookrec tune` stored for the algorithm are used.
     """
-    if settings is None:
-        from bookrec.config import load_settings
-
-        settings = load_settings()
+    settings = settings or load_settings()
     algo = algo or algorithms.DEFAULT_ALGO
     try:
         model = algorithms.build(algo, _model_params(algo, params, tuned))
@@ -83,12 +80,13 @@ def train(
 
     started = time.perf_counter()
     report("loading data", 0.0)
-    with engine.connect() as connection:
-        # stamps first: a write landing before the ratings are read makes its reader's
-        # stamp older than its precomputed list, so that reader is scored live
-        stamped = precompute.activity_stamps(connection) if settings.precompute_k else None
+    with unit_of_work(engine) as session:
+        connection = session.connection()
+        # versions first: a write landing before the ratings are read leaves its reader's
+        # version older than their precomputed list, so that reader is scored live
+        versions = precompute.activity_versions(connection) if settings.precompute_k else None
         snapshot = load_snapshot(connection)
-        dataset_ids = list(connection.execute(select(Dataset.dataset_id)).scalars())
+        dataset_ids = list(session.scalars(select(Dataset.dataset_id)))
     if len(snapshot.interactions) == 0:
         raise InvalidInput("there are no ratings to train on: import a data set first")
     split = evaluation_gate.make_split(
@@ -110,15 +108,15 @@ def train(
     try:
         if algo != "popularity":
             model.save(staging / "model")
-        if stamped is not None:
+        if versions is not None:
             report("precomputing every reader's list", 75.0)
-            with engine.connect() as connection:
+            with unit_of_work(engine) as session:
                 precompute.write_lists(
                     staging / "lists",
                     model,
                     snapshot.interactions,
-                    connection,
-                    *stamped,
+                    session.connection(),
+                    versions,
                     k=settings.precompute_k,
                 )
         for name, mode in (("popular", "all_time"), ("trending", "trending")):
@@ -132,9 +130,11 @@ def train(
         written = time.perf_counter()
 
         report("evaluating", 80.0)
+        with unit_of_work(engine) as session:
+            active = registry.active(session)
         decision = evaluation_gate.decide(
             metrics,
-            registry.active(),
+            active,
             split,
             snapshot.catalog,
             metric=settings.gate_metric,
@@ -144,35 +144,39 @@ def train(
         decided = time.perf_counter()
 
         report("saving", 90.0)
-        info = {
-            "algo": algo,
-            "params": model_params,
-            "data": {
-                **snapshot.summary(),
-                "dataset_ids": dataset_ids,
-                "fingerprint": split.key["fingerprint"],
-                "held_out_ratings": len(split.test),
-            },
-            "metrics": metrics,
-            "gate": decision,
-            "status_reason": None
-            if decision["decision"] == "promote"
-            else f"evaluation gate: {decision['reason']}",
-            "timings": {
-                "load": round(loaded - started, 3),
-                "fit": round(fitted - loaded, 3),
-                "evaluate": round(scored - fitted, 3),
-                "gate_active": round(decided - written, 3),
-                "save": round(written - scored + time.perf_counter() - decided, 3),
-                "total": round(time.perf_counter() - started, 3),
-            },
-        }
-        version = registry.commit(staging, info)
+        promoted = activate and decision["decision"] == "promote"
+        # registered (and activated) in one unit of work: all of it, or nothing and the
+        # directory back in staging
+        with unit_of_work(engine) as session:
+            version = registry.register(
+                session,
+                staging,
+                algo=algo,
+                params=model_params,
+                data={
+                    **snapshot.summary(),
+                    "dataset_ids": dataset_ids,
+                    "fingerprint": split.key["fingerprint"],
+                    "held_out_ratings": len(split.test),
+                },
+                metrics=metrics,
+                gate=decision,
+                status_reason=None
+                if decision["decision"] == "promote"
+                else f"evaluation gate: {decision['reason']}",
+                timings={
+                    "load": round(loaded - started, 3),
+                    "fit": round(fitted - loaded, 3),
+                    "evaluate": round(scored - fitted, 3),
+                    "gate_active": round(decided - written, 3),
+                    "save": round(written - scored + time.perf_counter() - decided, 3),
+                    "total": round(time.perf_counter() - started, 3),
+                },
+            )
+            if promoted:
+                version = registry.activate(session, version.number, actor="train")
     except BaseException:
         registry.discard(staging)
         raise
-    promoted = activate and decision["decision"] == "promote"
-    if promoted:
-        version = registry.activate(version.version, actor="train")
     report("saving", 100.0)
     return TrainResult(version=version, promoted=promoted, gate=decision)

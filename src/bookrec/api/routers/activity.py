@@ -11,8 +11,8 @@ from bookrec.api.deps import PageDep, SessionDep
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.routers.books import BookId
 from bookrec.api.schemas import PROBLEM, Page
-from bookrec.interactions import service
-from bookrec.interactions.schemas import (
+from bookrec.readers import service
+from bookrec.readers.schemas import (
     EventBatch,
     EventsAccepted,
     RatingIn,
@@ -70,7 +70,7 @@ def unrate_book(session: SessionDep, reader: access.Reader, book_id: BookId) -> 
 )
 def list_ratings(session: SessionDep, reader: access.Reader, page: PageDep) -> Page[RatingOut]:
     items, total = service.list_ratings(session, reader.reader_id, page.offset, page.size)
-    return Page(items=items, page=page.page, size=page.size, total=total)
+    return page.of(items, total)
 
 
 @router.put(
@@ -113,7 +113,7 @@ def unshelve_book(session: SessionDep, reader: access.Reader, book_id: BookId) -
 )
 def list_shelf(session: SessionDep, reader: access.Reader, page: PageDep) -> Page[ShelfItemOut]:
     items, total = service.list_shelf(session, reader.reader_id, page.offset, page.size)
-    return Page(items=items, page=page.page, size=page.size, total=total)
+    return page.of(items, total)
 
 
 @router.post(

@@ -10,12 +10,11 @@ from typing import Annotated
 from fastapi import Path, Response, status
 from pydantic import BaseModel, Field
 
-from bookrec.accounts import api_keys
+from bookrec.accounts import api_keys, overview
 from bookrec.accounts.api_key_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from bookrec.api import access
 from bookrec.api.deps import AuthenticatorDep, OriginDep, PageDep, SessionDep, StateDep
 from bookrec.api.schemas import PROBLEM, Page
-from bookrec.db import stats
 
 router = access.admin_router()
 
@@ -27,7 +26,7 @@ class Stats(BaseModel):
     readers: int = Field(description="Imported readers and accounts' readers")
     ratings: int
     accounts: int
-    model_version: str | None = Field(description="The active model's version, if any")
+    model_version: int | None = Field(description="The served model's version, if any")
     model_algo: str | None = None
 
 
@@ -50,12 +49,7 @@ def create_api_key(
 @router.get("/api-keys", summary="API keys, newest first (never their secrets)")
 def list_api_keys(session: SessionDep, page: PageDep) -> Page[ApiKeyOut]:
     keys, total = api_keys.page(session, page.offset, page.size)
-    return Page(
-        items=[ApiKeyOut.model_validate(key) for key in keys],
-        page=page.page,
-        size=page.size,
-        total=total,
-    )
+    return page.of([ApiKeyOut.model_validate(key) for key in keys], total)
 
 
 @router.delete(
@@ -81,7 +75,7 @@ def revoke_api_key(
 def admin_stats(session: SessionDep, state: StateDep) -> Stats:
     loaded = state.serving.current()
     return Stats(
-        **stats.counts(session),
-        model_version=None if loaded is None else loaded.version,
+        **overview.counts(session),
+        model_version=None if loaded is None else loaded.number,
         model_algo=None if loaded is None else loaded.algo,
     )

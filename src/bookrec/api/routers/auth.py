@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from bookrec.accounts import service
 from bookrec.accounts.schemas import Credentials, RefreshRequest, TokenPair, UserOut
@@ -14,8 +14,9 @@ from bookrec.api.deps import (
     CurrentUser,
     OriginDep,
     SessionDep,
+    StateDep,
 )
-from bookrec.api.ratelimit import login_email_limit, login_ip_limit, register_ip_limit
+from bookrec.api.limits import login_email_limit, login_ip_limit, register_ip_limit
 from bookrec.api.schemas import PROBLEM
 
 router = APIRouter(tags=["auth"])
@@ -57,14 +58,14 @@ def register(
     dependencies=[Depends(login_ip_limit)],
 )
 def login(
-    request: Request,
+    state: StateDep,
     session: SessionDep,
     auth: AuthenticatorDep,
     origin: OriginDep,
     body: Credentials,
 ) -> TokenPair:
     # counted before the password check, so failed attempts (401s) use up the allowance too
-    login_email_limit(request, body.email)
+    login_email_limit(state, body.email)
     return _pair(service.login(session, auth, body.email, body.password, origin))
 
 

@@ -5,20 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from starlette.concurrency import run_in_threadpool
 
-from bookrec.api.deps import ModelDep, PageDep, ServingDep, SessionDep
-from bookrec.api.routers.recommendations import (
-    LIST_RESPONSES,
-    SIMILAR_QUERY,
-    SimilarQuery,
-    list_response,
-)
+from bookrec.api.deps import PageDep, RecommendationsDep, SessionDep
+from bookrec.api.routers.recommendations import LIST_RESPONSES, SimilarQuery, list_response
 from bookrec.api.schemas import PROBLEM, Page
 from bookrec.catalog import service
 from bookrec.catalog.schemas import BookDetail, BookSummary, TagOut
-from bookrec.errors import NotFound
 from bookrec.serving.schemas import RecommendationList
-from bookrec.serving.service import similar_body
 
 router = APIRouter(tags=["books"])
 
@@ -45,12 +39,7 @@ def list_books(
         page.offset,
         page.size,
     )
-    return Page(
-        items=[BookSummary.model_validate(b) for b in books],
-        page=page.page,
-        size=page.size,
-        total=total,
-    )
+    return page.of([BookSummary.model_validate(b) for b in books], total)
 
 
 @router.get("/books/{book_id}", summary="One book, with its authors and tags")
@@ -64,28 +53,14 @@ def get_book(session: SessionDep, book_id: BookId) -> BookDetail:
     summary="Books like this one, by the active model",
     response_model=RecommendationList,
     responses={**LIST_RESPONSES, 404: {**PROBLEM, "description": "No book with this id"}},
-    openapi_extra=SIMILAR_QUERY.openapi_extra,
 )
-def similar_books(
-    session: SessionDep,
-    serving: ServingDep,
-    loaded: ModelDep,
+async def similar_books(
+    recommendations: RecommendationsDep,
     book_id: BookId,
-    query: Annotated[SimilarQuery, SIMILAR_QUERY.depends],
+    query: Annotated[SimilarQuery, Query()],
 ) -> Response:
-    cards = serving.cards.cards
-    if cards.get(book_id) is None and not service.book_exists(session, book_id):
-        raise NotFound("book", book_id)
-    body, source = similar_body(
-        loaded,
-        cards,
-        serving.cache,
-        book_id,
-        query.k,
-        query.filters(),
-        lambda wanted: wanted.resolve(session),
-    )
-    return list_response(body, loaded, source)
+    answer = await run_in_threadpool(recommendations.similar, book_id, query.k, query.filters())
+    return list_response(answer)
 
 
 @router.get("/tags", summary="Tags, most used first")
@@ -97,9 +72,4 @@ def list_tags(
     ] = None,
 ) -> Page[TagOut]:
     rows, total = service.list_tags(session, q, page.offset, page.size)
-    return Page(
-        items=[TagOut(tag_id=t, name=n, book_count=c) for t, n, c in rows],
-        page=page.page,
-        size=page.size,
-        total=total,
-    )
+    return page.of([TagOut(tag_id=t, name=n, book_count=c) for t, n, c in rows], total)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bookrec.api.deps import StateDep
+from bookrec.db.session import unit_of_work
 
 router = APIRouter(tags=["ops"])
 
@@ -26,8 +27,8 @@ def ready(state: StateDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     healthy = True
     try:
-        with state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        with unit_of_work(state.sessions) as session:
+            session.execute(text("SELECT 1"))
         checks["database"] = {"status": "ok", "backend": state.engine.dialect.name}
     except Exception as exc:  # any failure to reach the database means not ready
         healthy = False

@@ -15,7 +15,7 @@ from fastapi import Path, Query, status
 from bookrec.api import access
 from bookrec.api.deps import OriginDep, PageDep, SessionDep, StateDep
 from bookrec.api.schemas import PROBLEM, Page
-from bookrec.db.engine import transaction
+from bookrec.db.session import unit_of_work
 from bookrec.errors import ServiceUnavailable
 from bookrec.jobs import repository
 from bookrec.jobs import service as jobs
@@ -41,7 +41,7 @@ def request_training(
     state: StateDep, admin: access.Admin, origin: OriginDep, body: TrainRequest
 ) -> JobOut:
     # The job is committed before it is sent, so a worker never receives an id it cannot see.
-    with transaction(state.sessions) as session:
+    with unit_of_work(state.sessions) as session:
         job = JobOut.model_validate(
             jobs.submit(
                 session,
@@ -77,12 +77,7 @@ def list_jobs(
 ) -> Page[JobOut]:
     jobs.reap(state.engine, state.settings.job_lease_seconds)
     rows, total = repository.page(session, page.offset, page.size, job_status)
-    return Page(
-        items=[JobOut.model_validate(row) for row in rows],
-        page=page.page,
-        size=page.size,
-        total=total,
-    )
+    return page.of([JobOut.model_validate(row) for row in rows], total)
 
 
 @router.get(

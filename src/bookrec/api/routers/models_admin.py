@@ -1,56 +1,55 @@
 """Admin operations on model versions: list them, activate one, roll back.
 
-Activation and rollback are one database transaction each (the registry's); every API worker
-switches to the new active version within seconds. Each change is in the audit log.
+An activation or rollback and its audit row are one unit of work (the request's): both
+commit, or neither does. Every API worker switches to the new active version within seconds.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Path
 
 from bookrec.accounts import audit
+from bookrec.accounts.models import User
 from bookrec.api import access
-from bookrec.api.deps import OriginDep, PageDep, SessionDep, StateDep
+from bookrec.api.deps import OriginDep, PageDep, RegistryDep, SessionDep
 from bookrec.api.schemas import PROBLEM, Page
-from bookrec.training.registry import Registry, redis_notifier
-from bookrec.training.schemas import ModelVersionOut
+from bookrec.model_registry.schemas import ModelVersionOut
+from bookrec.model_registry.version import ModelVersion
 
 router = access.admin_router()
 
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="The model version")]
 
 
-def get_registry(state: StateDep) -> Registry:
-    """The worker's registry (the one its model store reads), or one on the same database."""
-    registry = state.serving.models.registry
-    if isinstance(registry, Registry):
-        return registry
-    return Registry(state.engine, state.settings.models_dir, redis_notifier(state.settings))
-
-
-RegistryDep = Annotated[Registry, Depends(get_registry)]
-
-
-def _actor(admin: Any) -> str:
-    return f"user:{admin.user_id}"
-
-
-@router.get("/models", summary="Model versions, newest first")
-def list_models(registry: RegistryDep, page: PageDep) -> Page[ModelVersionOut]:
-    versions = registry.page(page.offset, page.size)
-    return Page(
-        items=[ModelVersionOut.of(v) for v in versions],
-        page=page.page,
-        size=page.size,
-        total=registry.count(),
+def _audit(
+    session: SessionDep,
+    action: str,
+    admin: User,
+    origin: OriginDep,
+    version: ModelVersion,
+    previous: int | None,
+) -> None:
+    audit.record(
+        session,
+        action,
+        origin=origin,
+        actor_user_id=admin.user_id,
+        target=f"model_version:{version.number}",
+        details={"previous_version": previous, "algo": version.algo},
     )
 
 
+@router.get("/models", summary="Model versions, newest first")
+def list_models(registry: RegistryDep, session: SessionDep, page: PageDep) -> Page[ModelVersionOut]:
+    versions, total = registry.page(session, page.offset, page.size)
+    return page.of([ModelVersionOut.of(v) for v in versions], total)
+
+
 @router.get("/models/{version}", summary="One model version", responses={404: PROBLEM})
-def get_model(registry: RegistryDep, version: VersionPath) -> ModelVersionOut:
-    return ModelVersionOut.of(registry.get(version))
+def get_model(registry: RegistryDep, session: SessionDep, version: VersionPath) -> ModelVersionOut:
+    return ModelVersionOut.of(registry.get(session, version))
 
 
 @router.post(
@@ -65,16 +64,9 @@ def activate_model(
     origin: OriginDep,
     version: VersionPath,
 ) -> ModelVersionOut:
-    previous = registry.active_version()
-    activated = registry.activate(version, actor=_actor(admin))
-    audit.record(
-        session,
-        "model.activate",
-        origin=origin,
-        actor_user_id=admin.user_id,
-        target=f"model_version:{activated.version}",
-        details={"previous_version": previous, "algo": activated.algo},
-    )
+    previous = registry.active_number(session)
+    activated = registry.activate(session, version, actor=f"user:{admin.user_id}")
+    _audit(session, "model.activate", admin, origin, activated, previous)
     return ModelVersionOut.of(activated)
 
 
@@ -86,14 +78,7 @@ def activate_model(
 def rollback_model(
     registry: RegistryDep, session: SessionDep, admin: access.Admin, origin: OriginDep
 ) -> ModelVersionOut:
-    previous = registry.active_version()
-    restored = registry.rollback(actor=_actor(admin))
-    audit.record(
-        session,
-        "model.rollback",
-        origin=origin,
-        actor_user_id=admin.user_id,
-        target=f"model_version:{restored.version}",
-        details={"previous_version": previous, "algo": restored.algo},
-    )
+    previous = registry.active_number(session)
+    restored = registry.rollback(session, actor=f"user:{admin.user_id}")
+    _audit(session, "model.rollback", admin, origin, restored, previous)
     return ModelVersionOut.of(restored)

@@ -1,0 +1,1 @@
+"""Offline evaluation on the database's data: comparison reports, hyper-parameter search."""

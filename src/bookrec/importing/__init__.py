@@ -1,0 +1,1 @@
+"""Importing goodbooks-layout directories: transactional, idempotent, streamed."""

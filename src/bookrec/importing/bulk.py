@@ -1,0 +1,437 @@
+"""Bulk writers for the big files (ratings, to-read shelf): the import's fast paths.
+
+Rows arrive as validated numpy blocks; data set user ids become reader ids in Python (new
+readers get ids allocated here and are inserted in one batch), so the database only stores.
+
+PostgreSQL, empty target table: the table's key and constraints are dropped inside the
+import's transaction, rows stream in with binary `COPY`, then the primary key is rebuilt in
+one sorted pass and the other constraints are re-attached. Every row was checked here against
+the same transaction's books and readers and the value ranges, so the foreign keys and checks
+are attached `NOT VALID` (enforced for every later write) instead of being re-proven by
+another scan of millions of rows. A failure rolls everything back, constraints included.
+PostgreSQL, table with rows: binary `COPY` into a temporary table, then one set-based
+`INSERT ... ON CONFLICT DO UPDATE` that skips unchanged rows.
+SQLite: `executemany` upserts in one large transaction, foreign-key checks off for that
+connection (the importer has checked every key).
+
+On every path a (reader, book) pair listed twice keeps its last row, and rows already holding
+the same values are not rewritten, so a re-import changes nothing.
+
+Readers who existed before the import and whose rows it changed get their activity version
+moved (`readers.repository.touch_many`), so no list kept for their old activity is served:
+exactly those readers on PostgreSQL's merge path; on SQLite, every such reader of a block in
+which anything changed; on an empty table, every such reader in the file. A re-import that
+changes nothing moves no version. Readers the import creates start at a fresh random version.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    CheckConstraint,
+    Connection,
+    ForeignKeyConstraint,
+    PrimaryKeyConstraint,
+    Table,
+    select,
+    text,
+)
+from sqlalchemy.schema import AddConstraint, DropConstraint
+
+from bookrec.db.base import table_of
+from bookrec.importing.csvfiles import (
+    DENSE_LIMIT,
+    RATINGS,
+    TO_READ,
+    Block,
+    BlockFile,
+    BlockSpec,
+)
+from bookrec.readers.models import ACTIVITY_VERSION_START_RANGE, Rating, Reader, ShelfItem
+from bookrec.readers.repository import touch_many
+
+
+@dataclass(frozen=True)
+class BigTable:
+    """Where a big file goes: the table, the file column stored as a value, the time column."""
+
+    spec: BlockSpec
+    table: Table
+    value_column: str | None  # file column stored under the same name (ratings: rating)
+    time_column: str  # table column that receives the file's optional `timestamp`
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+
+RATINGS_TABLE = BigTable(RATINGS, table_of(Rating), "rating", "rated_at")
+SHELF_TABLE = BigTable(TO_READ, table_of(ShelfItem), None, "added_at")
+
+# binary COPY field types: numpy big-endian dtype and byte width, per table column
+_PG_TYPES = {
+    "reader_id": ">i4",
+    "book_id": ">i4",
+    "rating": ">i2",
+    "rated_at": ">i8",
+    "added_at": ">i8",
+}
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+
+
+class ReaderMap:
+    """Maps data set user ids to reader ids, allocating ids for readers seen the first time.
+
+    New readers are held until `flush()` inserts them in one batch, so rows can be mapped
+    while a COPY is streaming on the same connection.
+    """
+
+    def __init__(self, connection: Connection, dataset_id: int) -> None:
+        self._connection = connection
+        self._dataset_id = dataset_id
+        if connection.dialect.name == "postgresql":
+            # no one else may create readers while ids are allocated here
+            connection.execute(text("LOCK TABLE readers IN SHARE ROW EXCLUSIVE MODE"))
+        rows = connection.execute(
+            select(Reader.external_id, Reader.reader_id)
+            .where(Reader.external_id.is_not(None))
+            .order_by(Reader.external_id)
+        ).all()
+        self._external = np.asarray([r[0] for r in rows], dtype=np.int64)
+        self._reader = np.asarray([r[1] for r in rows], dtype=np.int64)
+        highest = connection.execute(text("SELECT coalesce(max(reader_id), 0) FROM readers"))
+        self._next_id = int(highest.scalar_one()) + 1
+        #: readers with a smaller id existed before this import
+        self.first_new_id = self._next_id
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._dense: np.ndarray | None = None
+        self._dense_failed = False
+        self.created = 0
+
+    def resolve(self, external_ids: np.ndarray) -> np.ndarray:
+        """Reader ids for these external ids, allocating ids for new readers."""
+        if self._dense_usable(external_ids):
+            assert self._dense is not None
+            found = self._dense[external_ids]
+            if (found == 0).any():
+                self._allocate(np.unique(external_ids[found == 0]))
+                found = self._dense[external_ids]
+            return np.asarray(found)
+        unique = np.unique(external_ids)
+        position = np.searchsorted(self._external, unique)
+        known = position < len(self._external)
+        known[known] = self._external[position[known]] == unique[known]
+        self._allocate(unique[~known])
+        return self._reader[np.searchsorted(self._external, external_ids)]
+
+    def _dense_usable(self, external_ids: np.ndarray) -> bool:
+        """Small ids map through a flat table (a gather) instead of a search per row."""
+        if not len(external_ids):
+            return False
+        highest = max(
+            int(external_ids.max()), int(self._external[-1]) if len(self._external) else 0
+        )
+        if int(external_ids.min()) < 0 or highest >= DENSE_LIMIT:
+            self._dense = None
+            self._dense_failed = True
+            return False
+        if self._dense_failed:
+            return False
+        if self._dense is None or len(self._dense) <= highest:
+            self._dense = np.zeros(highest + 1 + highest // 4, dtype=np.int64)
+            self._dense[self._external] = self._reader
+        return True
+
+    def _allocate(self, missing: np.ndarray) -> None:
+        if not len(missing):
+            return
+        ids = np.arange(self._next_id, self._next_id + len(missing), dtype=np.int64)
+        self._next_id += len(missing)
+        self._pending.append((missing, ids))
+        merged_external = np.concatenate([self._external, missing])
+        merged_reader = np.concatenate([self._reader, ids])
+        order = np.argsort(merged_external, kind="stable")
+        self._external, self._reader = merged_external[order], merged_reader[order]
+        if self._dense is not None:
+            self._dense[missing] = ids
+
+    def flush(self) -> None:
+        """Insert the readers allocated since the last flush."""
+        if not self._pending:
+            return
+        external = np.concatenate([p[0] for p in self._pending])
+        ids = np.concatenate([p[1] for p in self._pending])
+        self._pending.clear()
+        now = time.strftime("%Y-%m-%d %H:%M:%S+00:00", time.gmtime())
+        versions = np.random.default_rng(secrets.randbits(128)).integers(
+            0, ACTIVITY_VERSION_START_RANGE, len(ids), dtype=np.int64
+        )
+        rows = list(zip(ids.tolist(), external.tolist(), versions.tolist(), strict=True))
+        columns = "reader_id, external_id, activity_version, dataset_id, created_at"
+        if self._connection.dialect.name == "postgresql":
+            raw = self._connection.connection.driver_connection
+            tail = f"\t{self._dataset_id}\t{now}\n"
+            data = "".join(
+                f"{reader}\t{external}\t{version}{tail}" for reader, external, version in rows
+            )
+            with raw.cursor() as cursor:  # type: ignore[union-attr]
+                with cursor.copy(f"COPY readers ({columns}) FROM STDIN") as copy:
+                    copy.write(data)
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence('readers', 'reader_id'), %s)",
+                    (self._next_id - 1,),
+                )
+        else:
+            self._connection.exec_driver_sql(
+                f"INSERT INTO readers ({columns}) VALUES (?, ?, ?, ?, ?)",
+                [(r, e, v, self._dataset_id, now) for r, e, v in rows],
+            )
+        self.created += len(ids)
+
+    def existing(self, reader_ids: np.ndarray) -> np.ndarray:
+        """The distinct readers among `reader_ids` that existed before this import."""
+        unique = np.unique(reader_ids)
+        return unique[unique < self.first_new_id]
+
+
+def _key_order(readers: ReaderMap, block: Block) -> tuple[np.ndarray, np.ndarray]:
+    """Reader ids of a block and the stable order that sorts its rows by (reader, book).
+
+    Rows in key order make the key cheap to maintain (SQLite) or to build (PostgreSQL sorts
+    presorted input in one pass); a stable sort keeps a repeated pair's rows in file order.
+    """
+    reader_ids = readers.resolve(block.columns["user_id"])
+    # both ids fit in 31 bits (int4 columns): one int64 key sorts much faster than lexsort
+    key = (reader_ids << 32) | block.columns["book_id"]
+    return reader_ids, np.argsort(key, kind="stable")
+
+
+def _row_columns(target: BigTable, source: BlockFile) -> list[tuple[str, str | None]]:
+    """(table column, file column or None for NULL) in the order rows are written."""
+    columns: list[tuple[str, str | None]] = [("reader_id", "user_id"), ("book_id", "book_id")]
+    if target.value_column:
+        columns.append((target.value_column, target.value_column))
+    timestamp = "timestamp" if "timestamp" in source.present else None
+    columns.append((target.time_column, timestamp))
+    return columns
+
+
+class SqliteWriter:
+    """Upserts each block with executemany inside the import's transaction."""
+
+    def __init__(
+        self, connection: Connection, target: BigTable, source: BlockFile, readers: ReaderMap
+    ) -> None:
+        self._connection = connection
+        self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        self._readers = readers
+        self._touched: list[np.ndarray] = []
+        self._columns = [(c, f) for c, f in _row_columns(target, source) if f is not None]
+        names = [c for c, _ in self._columns]
+        updates = names[2:]
+        conflict = "DO NOTHING"
+        if updates:
+            conflict = (
+                "DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in updates)
+                + " WHERE "
+                + " OR ".join(f"{target.name}.{c} IS NOT excluded.{c}" for c in updates)
+            )
+        placeholders = ", ".join("?" * len(names))
+        self._sql = (
+            f"INSERT INTO {target.name} ({', '.join(names)}) VALUES ({placeholders}) "
+            f"ON CONFLICT (reader_id, book_id) {conflict}"
+        )
+        self.written = 0
+        self.rows = 0
+
+    def write(self, block: Block) -> None:
+        readers, order = _key_order(self._readers, block)
+        values: list[Any] = [readers[order].tolist()]
+        values += [block.columns[f][order].tolist() for _, f in self._columns[1:] if f]
+        self._readers.flush()
+        self._cursor.executemany(self._sql, zip(*values, strict=True))
+        changed = max(self._cursor.rowcount, 0)
+        if changed:
+            self._touched.append(self._readers.existing(readers))
+        self.written += changed
+        self.rows += len(block)
+
+    def finish(self) -> None:
+        self._cursor.close()
+        if self._touched:
+            touch_many(self._connection, np.concatenate(self._touched))
+
+    def abort(self, error: BaseException) -> None:
+        self._cursor.close()
+
+
+class PostgresWriter:
+    """Binary COPY of mapped rows: straight into an empty table, or via a staging table."""
+
+    def __init__(
+        self, connection: Connection, target: BigTable, source: BlockFile, readers: ReaderMap
+    ) -> None:
+        from psycopg.copy import QueuedLibpqWriter
+
+        self._connection = connection
+        self._target = target
+        self._readers = readers
+        self._touched: list[np.ndarray] = []
+        self._columns = _row_columns(target, source)
+        self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        self._cursor.execute(f"LOCK TABLE {target.name} IN SHARE ROW EXCLUSIVE MODE")
+        self._cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {target.name})")
+        self.direct = not self._cursor.fetchone()[0]
+        names = ", ".join(c for c, _ in self._columns)
+        if self.direct:
+            self._cursor.execute(f"LOCK TABLE {target.name} IN ACCESS EXCLUSIVE MODE")
+            self._dropped = [
+                constraint
+                for constraint in target.table.constraints
+                if isinstance(
+                    constraint, PrimaryKeyConstraint | ForeignKeyConstraint | CheckConstraint
+                )
+            ]
+            # foreign keys first: nothing else depends on them; the key last
+            self._dropped.sort(key=lambda c: c is target.table.primary_key)
+            for constraint in self._dropped:
+                connection.execute(DropConstraint(constraint))
+            # emptied in this transaction, the table can take frozen rows: no second pass
+            # over fresh tuples to set their hint bits when the key is built
+            self._cursor.execute(f"TRUNCATE {target.name}")
+            destination = target.name
+        else:
+            destination = f"stage_{target.name}"
+            columns = ", ".join(f"{c} {_sql_type(c)}" for c, _ in self._columns)
+            self._cursor.execute(f"CREATE TEMP TABLE {destination} ({columns}) ON COMMIT DROP")
+        # the queued writer sends data from a thread while the next block is parsed
+        freeze = ", FREEZE" if self.direct else ""
+        self._copy_context = self._cursor.copy(
+            f"COPY {destination} ({names}) FROM STDIN (FORMAT binary{freeze})",
+            writer=QueuedLibpqWriter(self._cursor),
+        )
+        self._copy = self._copy_context.__enter__()
+        self._copy.write(_COPY_HEADER)
+        self.written = 0
+        self.rows = 0
+
+    def write(self, block: Block) -> None:
+        readers, order = _key_order(self._readers, block)
+        values = {name: column[order] for name, column in block.columns.items()}
+        values["user_id"] = readers[order]
+        fields: list[tuple[str, Any]] = [("count", ">i2")]
+        for column, file_column in self._columns:
+            fields.append((f"{column}_length", ">i4"))
+            if file_column is not None:
+                fields.append((column, _PG_TYPES[column]))
+        rows = np.empty(len(block), dtype=np.dtype(fields))
+        rows["count"] = len(self._columns)
+        for column, file_column in self._columns:
+            if file_column is None:
+                rows[f"{column}_length"] = -1  # NULL
+                continue
+            rows[f"{column}_length"] = np.dtype(_PG_TYPES[column]).itemsize
+            rows[column] = values[file_column]
+        self._copy.write(rows.tobytes())
+        if self.direct:  # an empty table: every reader in the file gains rows
+            self._touched.append(self._readers.existing(readers))
+        self.rows += len(block)
+
+    def abort(self, error: BaseException) -> None:
+        """End the COPY with an error so the connection can roll back."""
+        self._copy_context.__exit__(type(error), error, error.__traceback__)
+        self._cursor.close()
+
+    def finish(self) -> None:
+        self._copy.write(_COPY_TRAILER)
+        self._copy_context.__exit__(None, None, None)
+        self._readers.flush()
+        if self.direct:
+            self._restore_constraints()
+            if self._touched:
+                touch_many(self._connection, np.concatenate(self._touched))
+        else:
+            self._merge()
+        self._cursor.close()
+
+    def _restore_constraints(self) -> None:
+        from psycopg.errors import UniqueViolation
+
+        name = self._target.name
+        self._cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        self.written = self.rows
+        for constraint in reversed(self._dropped):
+            ddl = str(AddConstraint(constraint).compile(self._connection))
+            if constraint is self._target.table.primary_key:
+                self._cursor.execute("SAVEPOINT add_key")
+                try:
+                    self._cursor.execute(ddl)
+                except UniqueViolation:
+                    # the file names a (user, book) pair twice: keep the last row, as SQLite does
+                    self._cursor.execute("ROLLBACK TO SAVEPOINT add_key")
+                    self._cursor.execute(
+                        f"DELETE FROM {name} a USING {name} b WHERE a.reader_id = b.reader_id "
+                        "AND a.book_id = b.book_id AND a.ctid < b.ctid"
+                    )
+                    self.written -= self._cursor.rowcount
+                    self._cursor.execute(ddl)
+                self._cursor.execute("RELEASE SAVEPOINT add_key")
+            else:
+                self._cursor.execute(ddl + " NOT VALID")
+
+    def _merge(self) -> None:
+        from psycopg.errors import CardinalityViolation
+
+        target, stage = self._target.name, f"stage_{self._target.name}"
+        names = [c for c, f in self._columns if f is not None]
+        updates = names[2:]
+        conflict = "DO NOTHING"
+        if updates:
+            conflict = (
+                "DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in updates)
+                + " WHERE "
+                + " OR ".join(f"{target}.{c} IS DISTINCT FROM excluded.{c}" for c in updates)
+            )
+        insert = f"INSERT INTO {target} ({', '.join(names)}) "
+        # the rows inserted or changed, and their readers' activity versions moved, at once
+        tail = (
+            f" ON CONFLICT (reader_id, book_id) {conflict} RETURNING reader_id), "
+            "touched AS (UPDATE readers SET activity_version = activity_version + 1 "
+            "WHERE reader_id IN (SELECT reader_id FROM changed) RETURNING 1) "
+            "SELECT count(*) FROM changed"
+        )
+        merge = "WITH changed AS (" + insert
+        self._cursor.execute("SAVEPOINT bulk_merge")
+        try:
+            self._cursor.execute(merge + f"SELECT {', '.join(names)} FROM {stage}" + tail)
+        except CardinalityViolation:
+            # the file names a (user, book) pair twice: keep the last row, as SQLite does
+            self._cursor.execute("ROLLBACK TO SAVEPOINT bulk_merge")
+            self._cursor.execute(
+                merge + f"SELECT DISTINCT ON (reader_id, book_id) {', '.join(names)} "
+                f"FROM {stage} ORDER BY reader_id, book_id, ctid DESC" + tail
+            )
+        self.written = int(self._cursor.fetchone()[0])
+        self._cursor.execute("RELEASE SAVEPOINT bulk_merge")
+        self._cursor.execute(f"DROP TABLE {stage}")
+
+
+def _sql_type(column: str) -> str:
+    return {">i4": "integer", ">i2": "smallint", ">i8": "bigint"}[_PG_TYPES[column]]
+
+
+def make_writer(
+    connection: Connection, target: BigTable, source: BlockFile, readers: ReaderMap
+) -> SqliteWriter | PostgresWriter:
+    if connection.dialect.name == "postgresql":
+        return PostgresWriter(connection, target, source, readers)
+    return SqliteWriter(connection, target, source, readers)

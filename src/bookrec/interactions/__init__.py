@@ -1,1 +1,0 @@
-"""What readers did with books: ratings, the to-read shelf, events, and data set imports."""

@@ -1,0 +1,93 @@
+"""Every reader's ratings (and the catalog) out of the database as arrays, fast: what a model
+trains and is evaluated on.
+
+The model's user space is the internal `reader_id`: imported readers and API accounts alike.
+PostgreSQL streams with `COPY ... TO STDOUT`; SQLite is read in large `fetchmany` batches.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import Connection
+
+from bookrec.catalog.arrays import load_catalog
+from bookrec.recsys.data import Catalog, IdMap, Interactions
+
+FETCH_ROWS = 500_000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a model was trained on."""
+
+    interactions: Interactions
+    catalog: Catalog
+
+    def summary(self) -> dict[str, int | None]:
+        timestamps = self.interactions.timestamp
+        has_time = timestamps is not None and len(timestamps) and (timestamps >= 0).any()
+        return {
+            "ratings": len(self.interactions),
+            "readers": len(self.interactions.users),
+            "books": len(self.catalog.items),
+            "newest_timestamp": int(timestamps.max())
+            if has_time and timestamps is not None
+            else None,
+        }
+
+
+def load_snapshot(connection: Connection) -> Snapshot:
+    catalog = load_catalog(connection)
+    return Snapshot(load_interactions(connection, catalog.items), catalog)
+
+
+def load_interactions(connection: Connection, items: IdMap) -> Interactions:
+    """All ratings as arrays (reader_id, book_id, rating, rated_at; -1 for unknown times)."""
+    query = "SELECT reader_id, book_id, rating, coalesce(rated_at, -1) FROM ratings"
+    if connection.dialect.name == "postgresql":
+        columns = _copy_out(connection, query)
+    else:
+        columns = _fetch_columns(connection, query)
+    readers, books, ratings, times = columns
+    has_time = bool(len(times)) and bool((times >= 0).any())
+    return Interactions.from_ids(
+        readers, books, ratings.astype(np.float32), times if has_time else None, items=items
+    )
+
+
+def _copy_out(connection: Connection, query: str) -> list[np.ndarray]:
+    raw = connection.connection.driver_connection
+    buffer = io.BytesIO()
+    with raw.cursor() as cursor, cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:  # type: ignore[union-attr]
+        for chunk in copy:
+            buffer.write(chunk)
+    buffer.seek(0)
+    if buffer.getbuffer().nbytes == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in range(4)]
+    table = pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=["a", "b", "c", "d"]),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.int64() for c in "abcd"}),
+    )
+    return [table.column(c).to_numpy() for c in "abcd"]
+
+
+def _fetch_columns(connection: Connection, query: str) -> list[np.ndarray]:
+    """Rows of integers in large batches, straight from the driver (no Row objects)."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(query)
+        parts: list[np.ndarray] = []
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            parts.append(np.asarray(rows, dtype=np.int64))
+    finally:
+        cursor.close()
+    if not parts:
+        return [np.zeros(0, dtype=np.int64) for _ in range(4)]
+    stacked = np.concatenate(parts)
+    return [np.ascontiguousarray(stacked[:, i]) for i in range(stacked.shape[1])]

@@ -1,0 +1,38 @@
+"""The whole database schema: every ORM model, imported here, and the migrations that build it.
+
+Every entry point (the API app, the `bookrec` command, Alembic's environment) imports this
+package, so `Base.metadata` holds every table and any mapper can be configured whatever a
+command touches first. `tests/test_architecture.py` checks that it lists every model and
+that the migrations build exactly these tables.
+"""
+
+from bookrec.accounts.api_keys import ApiKey
+from bookrec.accounts.audit import AuditEvent
+from bookrec.accounts.models import RefreshToken, User
+from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
+from bookrec.datasets.models import Dataset
+from bookrec.db.base import Base
+from bookrec.jobs.models import TrainingJob
+from bookrec.model_registry.models import ModelActivation, ModelVersionRow
+from bookrec.readers.models import Event, Rating, Reader, ShelfItem
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Author",
+    "Base",
+    "Book",
+    "BookAuthor",
+    "BookTag",
+    "Dataset",
+    "Event",
+    "ModelActivation",
+    "ModelVersionRow",
+    "Rating",
+    "Reader",
+    "RefreshToken",
+    "ShelfItem",
+    "Tag",
+    "TrainingJob",
+    "User",
+]

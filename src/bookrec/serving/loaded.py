@@ -1,0 +1,188 @@
+"""The model a worker serves: a version loaded completely, and the store that switches it.
+
+A new version is loaded completely (every checksum verified, arrays memory-mapped so workers
+share their pages) before it is swapped in, so requests during a switch are answered by the
+old model or the new one, never by neither. A version whose artifact is missing or fails
+its checksum is refused in the registry (which falls back to the newest good version) and
+the worker keeps serving what it has; with no loadable version at all it serves a version's
+popularity lists alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from bookrec.db.session import SessionFactory, unit_of_work
+from bookrec.model_registry.registry import ModelRegistry
+from bookrec.model_registry.version import ModelVersion
+from bookrec.recsys import registry as algorithms
+from bookrec.recsys.artifacts import ArtifactError
+from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.popularity import PopularityRecommender
+from bookrec.serving.precomputed import PrecomputedLists
+
+log = structlog.get_logger(__name__)
+
+#: How many refusals in a row one refresh follows before it looks for any loadable version.
+MAX_FALLBACKS = 8
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: ModelVersion
+    model: ScoringRecommender
+    popular: PopularityRecommender
+    trending: PopularityRecommender
+    #: why this worker serves something less than the version's full model (None: it does not)
+    degraded: str | None = None
+    #: every reader's list as of training (None: the version has none)
+    precomputed: PrecomputedLists | None = None
+
+    @property
+    def number(self) -> int:
+        return self.version.number
+
+    @property
+    def algo(self) -> str:
+        return "popularity" if self.degraded else self.version.algo
+
+    def for_strategy(self, strategy: str) -> ScoringRecommender:
+        """The recommender a strategy names: the version's model, or its popularity lists."""
+        if strategy == "popular":
+            return self.popular
+        if strategy == "trending":
+            return self.trending
+        return self.model
+
+
+def load_version(version: ModelVersion) -> LoadedModel:
+    """Load every artifact of a version, verifying checksums; raises ArtifactError."""
+    popular = PopularityRecommender.load(version.path / "popular")
+    trending = PopularityRecommender.load(version.path / "trending")
+    model: ScoringRecommender = popular
+    if version.algo != "popularity":
+        try:
+            model = algorithms.load(version.algo, version.path / "model")
+        except ValueError as exc:
+            raise ArtifactError(str(exc)) from None
+    lists = version.path / "lists"
+    precomputed = PrecomputedLists.load(lists) if lists.is_dir() else None
+    return LoadedModel(version, model, popular, trending, precomputed=precomputed)
+
+
+def load_popularity_only(version: ModelVersion, reason: str) -> LoadedModel:
+    """A version's popularity lists alone: the last resort when no full model loads."""
+    popular = PopularityRecommender.load(version.path / "popular")
+    trending = PopularityRecommender.load(version.path / "trending")
+    return LoadedModel(version, popular, popular, trending, reason)
+
+
+class ModelStore:
+    """The model this worker serves; `refresh` (from the refresher thread) switches it."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        sessions: SessionFactory,
+        on_switch: Callable[[LoadedModel], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.sessions = sessions
+        self._loaded: LoadedModel | None = None
+        self._lock = threading.Lock()
+        self._on_switch = on_switch
+        self.wanted: int | None = None
+        self.last_error: str | None = None
+        self.refused_newer: list[int] = []  # refused versions newer than the one served
+
+    def current(self) -> LoadedModel | None:
+        """The model to serve now: an attribute read, never I/O."""
+        return self._loaded
+
+    def refresh(self) -> LoadedModel | None:
+        """Serve the registry's active version if it loads; else keep or find a good one."""
+        with self._lock:
+            with unit_of_work(self.sessions) as session:
+                wanted = self.registry.active_number(session)
+                self.wanted = wanted
+                loaded = self._loaded
+                if loaded is not None and loaded.number == wanted and not loaded.degraded:
+                    return loaded
+                version = None if wanted is None else self.registry.get(session, wanted)
+            for _ in range(MAX_FALLBACKS):  # each refusal moves the registry to an older version
+                if version is None:
+                    break
+                try:
+                    self._swap(load_version(version))
+                    self.last_error = None
+                    return self._loaded
+                except ArtifactError as exc:
+                    self._note_error(version.number, exc)
+                    with unit_of_work(self.sessions) as session:
+                        version = self.registry.refuse(session, version.number, str(exc))
+                    self.wanted = None if version is None else version.number
+            if self._loaded is None or self._loaded.degraded:
+                self._load_any_good()
+            return self._loaded
+
+    def _load_any_good(self) -> None:
+        """No active version loads: the newest loadable one, then any popularity lists."""
+        with unit_of_work(self.sessions) as session:
+            candidates = self.registry.serving_candidates(session)
+        for version in candidates:
+            try:
+                self._swap(load_version(version))
+                return
+            except ArtifactError as exc:
+                self._note_error(version.number, exc)
+        for version in candidates:
+            try:
+                reason = f"no model version loads ({self.last_error}); popularity lists only"
+                self._swap(load_popularity_only(version, reason))
+                return
+            except ArtifactError:
+                continue
+
+    def _swap(self, loaded: LoadedModel) -> None:
+        previous = self._loaded
+        self._loaded = loaded
+        if previous is None or previous.number != loaded.number:
+            log.info("model_loaded", version=loaded.number, algo=loaded.algo)
+            with unit_of_work(self.sessions) as session:
+                self.refused_newer = [
+                    v.number
+                    for v in self.registry.versions(session)
+                    if v.status == "refused" and v.number > loaded.number
+                ]
+            if self._on_switch is not None:
+                self._on_switch(loaded)
+
+    def _note_error(self, number: int, exc: Exception) -> None:
+        message = f"version {number}: {exc}"
+        if message != self.last_error:
+            log.error("model_refused", version=number, error=str(exc))
+        self.last_error = message
+
+    def status(self) -> dict[str, Any]:
+        """For readiness: what is served, what the registry wants, and why they differ."""
+        loaded = self._loaded
+        status: dict[str, Any] = {
+            "version": loaded.number if loaded else None,
+            "algo": loaded.algo if loaded else None,
+            "active_version": self.wanted,
+            "fallback": bool(
+                loaded and (loaded.degraded or self.refused_newer or loaded.number != self.wanted)
+            ),
+        }
+        if self.refused_newer:
+            status["refused_versions"] = self.refused_newer
+        if loaded and loaded.degraded:
+            status["degraded"] = loaded.degraded
+        if self.last_error:
+            status["error"] = self.last_error
+        return status
