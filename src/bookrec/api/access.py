@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from bookrec.accounts import api_keys
 from bookrec.accounts import service as accounts
 from bookrec.accounts.models import User
-from bookrec.api.deps import BearerDep, CurrentAdmin, CurrentUser, StateDep, get_current_admin
+from bookrec.api.deps import BearerDep, CurrentAdmin, CurrentUser, get_current_admin, state_of
 from bookrec.api.schemas import PROBLEM
 from bookrec.api.state import AppState
 from bookrec.db.session import unit_of_work
@@ -78,10 +78,11 @@ def api_key_or_admin(scope: str) -> Callable[..., Awaitable[Principal]]:
     """
 
     async def principal(
-        state: StateDep,
+        request: Request,
         api_key: Annotated[str | None, Depends(_api_key_header)],
         credentials: BearerDep,
     ) -> Principal:
+        state = state_of(request)  # hot path: no StateDep
         if api_key is not None:
             key = api_keys.recently_verified(api_key, scope, state.auth.verified_keys)
             if key is None:

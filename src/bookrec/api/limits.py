@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bookrec.accounts.service import normalise_email
 from bookrec.accounts.tokens import decode_access_token
-from bookrec.api.deps import StateDep
+from bookrec.api.deps import StateDep, state_of
 from bookrec.errors import BookrecError
 
 
@@ -17,7 +17,7 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def general_limit(request: Request, state: StateDep) -> None:
+async def general_limit(request: Request) -> None:
     """Per client: the user of a valid access token, else the IP address.
 
     An API key is not verified here (that needs the database), so it cannot name its own
@@ -25,8 +25,9 @@ async def general_limit(request: Request, state: StateDep) -> None:
     holders are counted by address like anonymous callers. Counting in memory happens on the
     event loop; counting in Redis (network I/O) in the thread pool.
     """
-    if request.url.path.startswith("/health"):
+    if request.scope["path"].startswith("/health"):  # request.url would build a whole URL
         return
+    state = state_of(request)  # every request: no StateDep
     limiter = state.rate_limiter
     identity: str | None = None
     scheme, _, token = request.headers.get("authorization", "").partition(" ")

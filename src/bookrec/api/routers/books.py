@@ -8,7 +8,12 @@ from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from bookrec.api.deps import PageDep, RecommendationsDep, SessionDep
-from bookrec.api.routers.recommendations import LIST_RESPONSES, SimilarQuery, list_response
+from bookrec.api.routers.recommendations import (
+    LIST_RESPONSES,
+    SIMILAR_QUERY,
+    SimilarQuery,
+    list_response,
+)
 from bookrec.api.schemas import PROBLEM, Page
 from bookrec.catalog import service
 from bookrec.catalog.schemas import BookDetail, BookSummary, TagOut
@@ -53,11 +58,12 @@ def get_book(session: SessionDep, book_id: BookId) -> BookDetail:
     summary="Books like this one, by the active model",
     response_model=RecommendationList,
     responses={**LIST_RESPONSES, 404: {**PROBLEM, "description": "No book with this id"}},
+    openapi_extra=SIMILAR_QUERY.openapi_extra,
 )
 async def similar_books(
     recommendations: RecommendationsDep,
     book_id: BookId,
-    query: Annotated[SimilarQuery, Query()],
+    query: Annotated[SimilarQuery, SIMILAR_QUERY.depends],
 ) -> Response:
     answer = await run_in_threadpool(recommendations.similar, book_id, query.k, query.filters())
     return list_response(answer)
