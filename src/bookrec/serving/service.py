@@ -147,9 +147,9 @@ class ModelSource(Protocol):
 class RecommendationService:
     """Answers lists from a worker's (or a command's) loaded model, book cards and cache.
 
-    `versions`, when given, reads activity versions on the calling thread (SQLite without
-    Redis: a local read cheaper than a thread hop); `answer_async` then looks up on the event
-    loop. Scoring always runs in a worker thread.
+    `versions`, when given, reads activity versions on the event loop's own connection
+    (SQLite without Redis: a local read, cheaper than a thread hop); `answer_async` then looks
+    up on the loop. Every other look-up, and all scoring, use sessions (any thread).
     """
 
     def __init__(
@@ -168,6 +168,7 @@ class RecommendationService:
 
     @property
     def lookups_inline(self) -> bool:
+        """Whether `answer_async` looks up on the event loop."""
         return self.versions is not None
 
     def model(self) -> LoadedModel:
@@ -185,11 +186,16 @@ class RecommendationService:
         request: ListRequest,
         reader: ReaderRef | None = None,
         loaded: LoadedModel | None = None,
+        versions: ActivityVersions | None = None,
     ) -> Lookup:
-        """The look-up: the reader's activity version, then a list that needs no scoring."""
+        """The look-up: the reader's activity version, then a list that needs no scoring.
+
+        `versions` reads the version on the calling thread's own connection (the event
+        loop's); without it a session is used.
+        """
         request.filters.check()
         loaded = loaded or self.model()
-        version = None if reader is None else self._version_of(reader)
+        version = None if reader is None else self._version_of(reader, versions)
         if version is not None and loaded.precomputed is not None and request.is_plain():
             picks = loaded.precomputed.lookup(
                 version.reader_id, version.activity_version, request.k + SLACK
@@ -208,9 +214,9 @@ class RecommendationService:
         answer = None if cached is None else Answer(cached, "hit", loaded.number)
         return Lookup(loaded, request, version, key, answer)
 
-    def _version_of(self, reader: ReaderRef) -> ReaderVersion:
-        if self.versions is not None:
-            found = self.versions(reader_id=reader.reader_id, external_id=reader.external_id)
+    def _version_of(self, reader: ReaderRef, versions: ActivityVersions | None) -> ReaderVersion:
+        if versions is not None:
+            found = versions(reader_id=reader.reader_id, external_id=reader.external_id)
         else:
             with unit_of_work(self.sessions) as session:
                 found = readers.activity_version(
@@ -244,8 +250,8 @@ class RecommendationService:
     async def answer_async(self, request: ListRequest, reader: ReaderRef | None = None) -> Answer:
         """`answer` for an event loop: the look-up inline when it is a local read, scoring
         in a worker thread."""
-        if self.lookups_inline:
-            lookup = self.find(request, reader)
+        if self.versions is not None:
+            lookup = self.find(request, reader, versions=self.versions)
         else:
             lookup = await to_thread.run_sync(self.find, request, reader)
         if lookup.answer is not None:
