@@ -55,6 +55,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -405,13 +406,20 @@ def part_batch(bench: Bench, repeats: int, kind: str, label: str, readers: int) 
 def _active_algo(bench: Bench) -> str:
     from benchmarks.common import BenchmarkError
 
-    models = bench.var_dir / "models"
+    listed = subprocess.run(
+        [bench.bookrec, "models", "list", "--json"],
+        env=bench.env,
+        cwd=bench.workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
-        version = (models / "ACTIVE").read_text().strip()
-        info = json.loads((models / version / "version.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise BenchmarkError(f"no active model to batch with: {exc}") from None
-    return f"{info.get('algo', '?')} (version {version})"
+        versions = json.loads(listed.stdout)
+        active = next(v for v in versions if v["status"] == "active")
+    except (ValueError, StopIteration) as exc:
+        raise BenchmarkError(f"no active model to batch with: {exc} {listed.stderr}") from None
+    return f"{active['algo']} (version {active['version']})"
 
 
 # --- reporting ----------------------------------------------------------------------------------
