@@ -38,8 +38,8 @@ def test_api_workers_do_not_load_file_import_libraries() -> None:
     `bookrec` script) and the app: neither may pull in pyarrow or scikit-learn, tens of MB
     of resident memory per worker that serving never uses."""
     code = (
-        "import sys, bookrec.cli.main, bookrec.api.app\n"
-        "bookrec.api.app.create_app()\n"
+        "import sys, bookrec.cli.main, bookrec.api.server\n"
+        "bookrec.api.server.served_app()\n"
         "print(sorted(m for m in ('pyarrow', 'sklearn', 'pandas') if m in sys.modules))\n"
     )
     result = subprocess.run(
@@ -134,3 +134,27 @@ def test_any_model_module_alone_brings_what_its_keys_point_at(module: str) -> No
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+def test_the_app_factory_changes_nothing_process_wide() -> None:
+    """Tuning (BLAS threads, malloc) and logging set-up belong to `bookrec serve`'s workers
+    (`api.server.served_app`), not to `create_app`, which tests and tools call too."""
+    code = (
+        "import json, structlog\n"
+        "from threadpoolctl import threadpool_info\n"
+        "def snapshot():\n"
+        "    threads = sorted((i['internal_api'], i['num_threads']) for i in threadpool_info())\n"
+        "    return json.dumps([threads, repr(structlog.get_config()['processors'])])\n"
+        "from bookrec.api.app import create_app\n"
+        "from bookrec.api.server import served_app\n"
+        "before = snapshot()  # with every library loaded\n"
+        "create_app()\n"
+        "assert snapshot() == before, 'create_app changed the process'\n"
+        "served_app()\n"
+        "assert snapshot() != before, 'served_app tuned nothing'\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
