@@ -13,6 +13,8 @@ import structlog
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Route structlog and standard logging to stderr as JSON lines (`fmt="json"`) or
+    readable lines (`"console"`)."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
