@@ -22,6 +22,7 @@ from bookrec.readers.snapshot import load_snapshot
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.artifacts import sha256_of
 from bookrec.recsys.data import ReaderHistory
+from bookrec.recsys.ease import EaseRecommender
 from bookrec.recsys.hybrid import HybridRecommender
 from bookrec.serving.loaded import LoadedModel, load_version
 from bookrec.serving.service import score_readers
@@ -124,6 +125,19 @@ def test_train_hybrid_registers_a_complete_active_version(
     assert loaded.model.explain(history, books[0])
     for fallback in (loaded.popular, loaded.trending):
         assert len(fallback.recommend(history, K)) == K
+
+
+def test_the_served_model_is_fitted_on_every_rating(
+    imported: Engine, registry: RegistryView, small_dataset: Path
+) -> None:
+    """The gate holds out ratings to score the candidate; the version saved has seen them."""
+    version = train(imported, registry.registry, "ease").version
+    n_ratings = sum(len(books) for books in ratings_by_user(small_dataset).values())
+    assert version.data["held_out_ratings"] > 0
+    loaded = load_version(version)
+    assert isinstance(loaded.model, EaseRecommender)
+    assert loaded.model.counts["n_interactions"] == n_ratings
+    assert {"fit", "evaluate", "refit"} <= set(version.timings)
 
 
 def test_train_without_an_algorithm_trains_the_default(

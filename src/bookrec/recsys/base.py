@@ -123,6 +123,11 @@ class ScoringRecommender:
     def fit(self, interactions: Interactions, catalog: Catalog) -> ScoringRecommender:
         raise NotImplementedError
 
+    def refit(self, interactions: Interactions, catalog: Catalog) -> ScoringRecommender:
+        """Fit again on more data, keeping what an earlier `fit` chose on validation (a
+        model that chooses nothing simply fits again)."""
+        return self.fit(interactions, catalog)
+
     def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
         """Short human sentences saying why `book_id` suits this history."""
         raise NotImplementedError

@@ -2,11 +2,11 @@
 
 Both are judged on the same seeded held-out split of the training data: ~20 % of the ratings
 of up to `BOOKREC_GATE_READERS` sampled readers are held out, the candidate is fitted on the
-rest (that fitted model is the one saved: the held-out ratings come back through the live
-history at serving time) and scored on them with `BOOKREC_GATE_METRIC`. The active model's
-algorithm and params are refitted on the same split and scored the same way, unless the
-active version's own gate result was computed on an identical split (same data fingerprint,
-seed and protocol), which is then reused. Promote if candidate >= active × (1 - tolerance);
+rest and scored on them with `BOOKREC_GATE_METRIC` (the model then saved is fitted again on
+all the ratings: `training.service.train`). The active model's algorithm and params are
+refitted on the same split and scored the same way, unless the active version's own gate
+result was computed on an identical split (same data fingerprint, seed and protocol), which
+is then reused. Promote if candidate >= active × (1 - tolerance);
 the first model always passes; `force` promotes regardless and is recorded.
 """
 
