@@ -82,7 +82,9 @@ def test_blocked_threaded_gram_and_mirroring_match_too(monkeypatch: pytest.Monke
 
 
 def test_rating_weighting_and_min_rating_shape_x() -> None:
-    config = EaseConfig(l2=2.0, weighting="rating", min_rating=3, precision="float32")
+    config = EaseConfig(
+        l2=2.0, weighting="rating", min_rating=3, precision="float32", targets="all"
+    )
     model = EaseRecommender(config).fit(interactions(), catalog())
     x = interactions().matrix().toarray()  # interactions' item space: 10, 20, 30, 40, 50
     x[x < 3] = 0
@@ -90,6 +92,56 @@ def test_rating_weighting_and_min_rating_shape_x() -> None:
     np.testing.assert_allclose(model.weights, naive_weights(x, 2.0), rtol=1e-5, atol=1e-5)
     assert model.weights.shape == (6, 6) and not model.weights[:, 5].any()
     assert model.counts == {"n_users": 9, "n_items": 6, "n_interactions": 18}
+
+
+def ridge_per_column(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """B column by column, each an independent ridge regression (scikit-learn): item j's
+    liked column from every other item's column, no intercept; B_jj = 0."""
+    from sklearn.linear_model import Ridge
+
+    n = x.shape[1]
+    b = np.zeros((n, n))
+    for j in range(n):
+        others = np.flatnonzero(np.arange(n) != j)
+        fitted = Ridge(alpha=l2, fit_intercept=False, solver="cholesky").fit(x[:, others], y[:, j])
+        b[others, j] = fitted.coef_
+    return b
+
+
+@pytest.mark.parametrize("block", [512, 7])
+def test_liked_targets_match_a_ridge_regression_per_item(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(ease, "GRAM_BLOCK", block)
+    rng = np.random.default_rng(11)
+    ratings = np.where(rng.random((80, 30)) < 0.3, rng.integers(1, 6, (80, 30)), 0)
+    x = (ratings > 0).astype(np.float32)
+    y = (ratings >= 4).astype(np.float32)
+    b = ease_weights(sp.csr_matrix(x), 5.0, sp.csr_matrix(y))
+    assert b.dtype == np.float32 and (np.diag(b) == 0).all()
+    np.testing.assert_allclose(b, ridge_per_column(x, y, 5.0), atol=2e-5)
+    # with every rating liked, the targets are the inputs: Steck's EASE
+    np.testing.assert_allclose(
+        ease_weights(sp.csr_matrix(x), 5.0, sp.csr_matrix(x)), naive_weights(x, 5.0), atol=2e-5
+    )
+
+
+def test_liked_targets_from_ratings_and_the_fallback_without_any() -> None:
+    liked = EaseRecommender(EaseConfig(l2=1.0, precision="float32")).fit(interactions(), catalog())
+    assert liked.counts["n_liked"] == 16
+    x = interactions().matrix().toarray()
+    x = np.hstack([x, np.zeros((x.shape[0], 1), np.float32)])
+    expected = ridge_per_column((x > 0).astype(np.float64), (x >= 4).astype(np.float64), 1.0)
+    np.testing.assert_allclose(liked.weights, expected, atol=2e-5)
+
+    data = interactions()
+    unrated = Interactions(
+        data.users, data.items, data.user_index, data.item_index, data.rating * 0 + 1
+    )
+    fallback = EaseRecommender(EaseConfig(l2=1.0, precision="float32")).fit(unrated, catalog())
+    plain = EaseRecommender(EaseConfig(l2=1.0, precision="float32", targets="all"))
+    assert fallback.counts["n_liked"] == 0
+    np.testing.assert_allclose(fallback.weights, plain.fit(unrated, catalog()).weights)
 
 
 def test_a_co_read_book_comes_first_and_history_never_returns() -> None:

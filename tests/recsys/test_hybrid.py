@@ -107,12 +107,18 @@ def test_validation_report_has_single_scores_and_the_chosen_ease_l2(
     assert best > 2 * singles["popularity"] and best > 2 * singles["content"]
     assert report["blend_ndcg@10"] >= best - 1e-9
     assert report["readers"] >= 300
-    chosen = report["ease_l2"]["chosen"]
-    assert chosen in L2_GRID
-    assert set(report["ease_l2"]["ndcg@10"]) == set(L2_GRID)
-    assert report["ease_l2"]["ndcg@10"][chosen] == max(report["ease_l2"]["ndcg@10"].values())
-    # the refit on everything keeps the chosen regularisation
-    assert model.components["ease"].config.l2 == chosen
+    chosen, tried = report["ease"]["chosen"], report["ease"]["tried"]
+    assert chosen["l2"] in L2_GRID
+    # every l2 with liked targets (the default), then the best l2 predicting all ratings
+    assert [(t["l2"], t["targets"]) for t in tried] == [
+        *((l2, "liked") for l2 in L2_GRID),
+        (max(tried[: len(L2_GRID)], key=lambda t: t["ndcg@10"])["l2"], "all"),
+    ]
+    best = max(tried, key=lambda t: t["ndcg@10"])
+    assert chosen == {"l2": best["l2"], "targets": best["targets"]}
+    # the refit on everything keeps the chosen params
+    assert model.components["ease"].config.l2 == chosen["l2"]
+    assert model.components["ease"].config.targets == chosen["targets"]
 
 
 def test_learned_weights_favour_co_occurrence_and_cold_start_is_popularity(
@@ -201,6 +207,6 @@ def test_without_ease_the_l2_search_is_skipped(data: Interactions) -> None:
     ).fit(data, catalog())
     # popularity is always there for the cold start
     assert list(model.components) == ["itemknn", "popularity"]
-    assert "ease_l2" not in model.validation
+    assert "ease" not in model.validation
     assert weight_of(model, 0) == {"itemknn": 0.0, "popularity": 1.0}
     assert weight_of(model, 1)["itemknn"] > 0

@@ -15,6 +15,17 @@ gives it. G is symmetric positive definite, so P comes from a Cholesky factorisa
 potrf) and its inverse (potri), about n³ flops in float32, all done in place in one dense
 n x n array: G, then P, then B. A 10k-item catalogue needs one 400 MB array.
 
+Top-N lists are judged on the books a reader liked, so by default B learns to predict only
+those (`targets="liked"`: Y holds the ratings ≥ `liked_rating`) from every rating (the
+inputs X), the asymmetric form of the same problem:
+
+    min_B ‖Y − XB‖²_F + λ‖B‖²_F   subject to diag(B) = 0
+    B = C − P diag(γ),   C = P XᵀY,   γ_j = C_jj / P_jj
+
+With Y = X this is the formula above (C = I − λP). It costs one more n x n product
+(P @ XᵀY, by column blocks, about 2n³ flops) and a second n x n array while it runs
+(800 MB for 10k books).
+
 The helpers at the end (the interaction matrix in catalog space, history weighting and the
 "because you rated" sentences) are shared with item-kNN.
 """
@@ -52,6 +63,12 @@ class EaseConfig(BaseModel):
     min_rating: float = Field(
         0.0, description="ratings below this are dropped before fitting and from histories"
     )
+    targets: Literal["liked", "all"] = Field(
+        "liked",
+        description="what B learns to predict from every kept rating: the liked ones"
+        " (rating >= liked_rating, what top-N metrics count) or all of them (Steck's EASE)",
+    )
+    liked_rating: float = Field(4.0, description="the lowest rating that counts as liked")
     precision: Literal["int8", "float32"] = Field(
         "int8",
         description="how B is kept and stored: int8 with one scale per row takes a quarter of"
@@ -77,12 +94,23 @@ class EaseRecommender(ScoringRecommender):
             interactions, catalog, self.config.weighting, self.config.min_rating
         )
         self.counts = matrix_counts(matrix)
-        self.weights, self.row_scale = ease_weights(matrix, self.config.l2), None
+        targets = self._targets(interactions, catalog)
+        self.weights, self.row_scale = ease_weights(matrix, self.config.l2, targets), None
         if self.config.precision == "int8":
             # fitted and loaded models must score alike: quantise once, here
             self.weights, self.row_scale = quantise_rows(self.weights)
         self.catalog = catalog
         return self
+
+    def _targets(self, interactions: Interactions, catalog: Catalog) -> sp.csr_matrix | None:
+        """Y, the liked ratings, or None to predict every rating (also when none is liked:
+        data with no rating at or above `liked_rating`, such as one value for every read)."""
+        if self.config.targets == "all":
+            return None
+        liked_from = max(self.config.liked_rating, self.config.min_rating)
+        liked = interaction_matrix(interactions, catalog, "binary", liked_from)
+        self.counts["n_liked"] = int(liked.nnz)
+        return liked if liked.nnz else None
 
     def scores(self, histories: sp.csr_matrix) -> np.ndarray:
         """x @ B for each history row (weighted like the training data)."""
@@ -130,14 +158,14 @@ class EaseRecommender(ScoringRecommender):
     @classmethod
     def load(cls, directory: Path) -> EaseRecommender:
         manifest, arrays = read_artifact(directory)
-        model = cls(EaseConfig(**manifest["params"]))
+        model = cls(EaseConfig(**{"targets": "all", **manifest["params"]}))  # older versions
         model.weights = arrays["weights"]
         model.row_scale = np.asarray(arrays["row_scale"]) if "row_scale" in arrays else None
         if model.weights.dtype == np.int8 and model.row_scale is None:
             raise ArtifactError(f"{directory}: int8 weights without their row_scale")
         model.counts = {
             key: int(manifest[key])
-            for key in ("n_users", "n_items", "n_interactions")
+            for key in ("n_users", "n_items", "n_interactions", "n_liked")
             if key in manifest
         }
         model.catalog = Catalog.from_arrays(arrays)
@@ -179,8 +207,13 @@ def quantise_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # -- the closed form -----------------------------------------------------------------------------
 
 
-def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
-    """B = −P / diag(P) with diag(B) = 0, P = (XᵀX + λI)⁻¹; one dense float32 n x n array."""
+def ease_weights(
+    matrix: sp.csr_matrix, l2: float, targets: sp.csr_matrix | None = None
+) -> np.ndarray:
+    """B = −P / diag(P) with diag(B) = 0, P = (XᵀX + λI)⁻¹; one dense float32 n x n array.
+
+    With `targets` Y (readers x items like X), B fits Y from X instead (module docstring).
+    """
     gram = gram_matrix(matrix, lower_only=True)  # potrf on gram.T reads this triangle only
     n = gram.shape[0]
     if n == 0:
@@ -199,9 +232,32 @@ def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
     del gram  # inverse holds gram's memory when LAPACK worked in place
     weights: np.ndarray = np.ascontiguousarray(inverse.T)  # a view, no copy: inverse is F-order
     del inverse
+    if targets is not None:
+        return _weights_for_targets(weights, matrix, targets)
     diagonal = np.diagonal(weights).copy()
     np.divide(weights, -diagonal[np.newaxis, :], out=weights)  # B_ij = −P_ij / P_jj
     weights[np.diag_indices(n)] = 0.0
+    return weights
+
+
+def _weights_for_targets(
+    inverse: np.ndarray, matrix: sp.csr_matrix, targets: sp.csr_matrix
+) -> np.ndarray:
+    """B = C − P diag(C_jj / P_jj) with C = P XᵀY, written column block by column block."""
+    n = inverse.shape[0]
+    transposed = sp.csr_matrix(matrix.T, dtype=np.float32)
+    targets = sp.csc_matrix(targets, dtype=np.float32)
+    weights = np.empty((n, n), dtype=np.float32)
+    for start in range(0, n, GRAM_BLOCK):
+        stop = min(start + GRAM_BLOCK, n)
+        cross = (transposed @ targets[:, start:stop]).toarray()  # (XᵀY)[:, block], dense
+        np.matmul(inverse, cross, out=weights[:, start:stop])  # BLAS, every core
+    columns = np.arange(n)
+    gamma = weights[columns, columns] / inverse[columns, columns]
+    for start in range(0, n, SYMMETRIZE_BLOCK):  # no full-size float temporaries
+        stop = start + SYMMETRIZE_BLOCK
+        weights[start:stop] -= inverse[start:stop] * gamma[np.newaxis, :]
+    weights[columns, columns] = 0.0
     return weights
 
 

@@ -113,8 +113,14 @@ class HybridRecommender(ScoringRecommender):
         self.catalog = catalog
         self.components = components
         self.weights = self._learn_weights(train, valid, catalog)
-        for model in self.components.values():  # refit on everything: weights stay
+        return self.refit(interactions, catalog)
+
+    def refit(self, interactions: Interactions, catalog: Catalog) -> HybridRecommender:
+        """Refit every component on `interactions`; the blend weights and EASE's chosen
+        params stay (training fits once on the gate's split, then refits on everything)."""
+        for model in self.components.values():
             model.fit(interactions, catalog)
+        self.catalog = catalog
         return self
 
     @property
@@ -184,21 +190,34 @@ class HybridRecommender(ScoringRecommender):
     def _choose_ease_l2(
         self, train: Interactions, catalog: Catalog, seen: sp.csr_matrix, relevant: sp.csr_matrix
     ) -> None:
-        """Pick EASE's regularisation on validation; the refit on all data keeps it."""
+        """Pick EASE's regularisation on validation, then whether it predicts the liked
+        ratings or all of them (unless its params say); the refit on all data keeps both."""
         base = dict(self.config.components.get("ease", {}))
-        results: dict[float, float] = {}
+        tried: list[dict[str, Any]] = []
         best: tuple[float, Any] | None = None
-        for l2 in self.config.ease_l2_grid:
-            model = components.build("ease", {**base, "l2": l2})
+
+        def attempt(params: dict[str, Any]) -> None:
+            nonlocal best
+            model = components.build("ease", params)
             model.fit(train, catalog)
             score = _ndcg_at_10(np.asarray(model.scores(seen), np.float32), relevant, seen)
-            results[l2] = score
-            if best is None or score > results[best[0]]:
-                best = (l2, model)  # the previous best (a 10k x 10k matrix) can go now
+            tried.append({"l2": model.config.l2, "targets": model.config.targets, "ndcg@10": score})
+            if best is None or score > best[0]:
+                best = (score, model)  # the previous best (a 10k x 10k matrix) can go now
             del model
+
+        for l2 in self.config.ease_l2_grid:
+            attempt({**base, "l2": l2})
         assert best is not None
-        self.components["ease"] = best[1]
-        self.validation["ease_l2"] = {"chosen": best[0], "ndcg@10": results}
+        if "targets" not in base:
+            other = "all" if best[1].config.targets == "liked" else "liked"
+            attempt({**base, "l2": best[1].config.l2, "targets": other})
+        chosen = best[1]
+        self.components["ease"] = chosen
+        self.validation["ease"] = {
+            "chosen": {"l2": chosen.config.l2, "targets": chosen.config.targets},
+            "tried": tried,
+        }
 
     def _default_weights(self, names: list[str], bucket: int) -> np.ndarray:
         """Cold start (no history): popularity, nudged by content once there is a profile."""
