@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 BOOKREC := $(VENV)/bin/bookrec
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test test-commands lint format bench clean
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ run: install ## migrate, load demo data when empty, train when no model is activ
 
 test: lint ## lint, then the whole test suite (SQLite and PostgreSQL)
 	$(VENV)/bin/pytest -q
+
+test-commands: install ## every bookrec command on an empty database, each in a new process (~2 min)
+	$(VENV)/bin/pytest -q -m commands
 
 lint: install ## ruff, mypy and the architecture contracts
 	$(VENV)/bin/ruff check .

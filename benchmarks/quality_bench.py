@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         split = work / "split"
         run_checked(
-            [sys.executable, str(args.refeval), "split", str(args.data), str(split)],
+            [sys.executable, str(args.refeval), "split", str(args.data.resolve()), str(split)],
             env=env,
             cwd=work,
         )

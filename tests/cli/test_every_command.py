@@ -58,6 +58,7 @@ def empty(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.commands
 def test_every_command_answers_on_an_empty_database(empty: dict[str, str], tmp_path: Path) -> None:
     users_csv = tmp_path / "users.csv"
     users_csv.write_text("user_id\n1\n2\n")
