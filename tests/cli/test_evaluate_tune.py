@@ -69,6 +69,50 @@ def test_evaluate_temporal_split_as_json(imported: dict[str, str], tmp_path: Pat
     assert all(0.0 <= m["ndcg@5"] <= 1.0 for m in report["metrics"].values())
 
 
+def test_evaluate_over_several_splits_gives_intervals_and_a_paired_test(
+    imported: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "repeated"
+    args = ["evaluate", "--algo", "popularity,ease", "--k", "5", "--splits", "3"]
+    code, output = invoke(imported, *args, "--out", str(out))
+    assert code == 0, output
+    assert "split 3/3 (seed 9)" in output and "3 random splits" in output
+    assert "ndcg@5 vs popularity (paired t-test)" in output and "baseline" in output
+    report = json.loads((out / "report.json").read_text())
+    repeated = report["repeated"]
+    assert repeated["seeds"] == [7, 8, 9] and repeated["baseline"] == "popularity"
+    ease = repeated["metrics"]["ease"]["ndcg@5"]
+    assert len(ease["values"]) == 3
+    assert ease["low"] <= ease["mean"] <= ease["high"]
+    assert ease["mean"] == pytest.approx(sum(ease["values"]) / 3)
+    # the first split is the one-split run with the same seed
+    code, single = invoke(imported, "evaluate", "--algo", "ease", "--k", "5", "--json")
+    assert json_of(single)["metrics"]["ease"]["ndcg@5"] == pytest.approx(ease["values"][0])
+    test = repeated["paired"]["ease"]["ndcg@5"]
+    assert test["difference"] > 0 and 0.0 <= test["p_value"] <= 1.0
+    assert "popularity" not in repeated["paired"]
+    html = (out / "report.html").read_text()
+    assert "Across 3 splits" in html and "paired t-test" in html
+
+    code, output = invoke(imported, *args, "--json", "--baseline", "ease")
+    assert code == 0, output
+    printed = json_of(output)
+    assert printed["repeated"]["baseline"] == "ease"
+    assert printed["metrics"]["ease"]["ndcg@5"] == pytest.approx(ease["mean"])
+    assert printed["repeated"]["paired"]["popularity"]["ndcg@5"]["difference"] < 0
+
+
+def test_evaluate_refuses_splits_that_cannot_repeat_and_unknown_baselines(
+    imported: dict[str, str],
+) -> None:
+    code, output = invoke(
+        imported, "evaluate", "--algo", "ease", "--split", "temporal", "--splits", "2"
+    )
+    assert code == 2 and "--splits needs --split random" in output
+    code, output = invoke(imported, "evaluate", "--algo", "ease", "--baseline", "als")
+    assert code == 2 and "--baseline als is not one of the compared models" in output
+
+
 def test_evaluate_refuses_unknown_algorithms_and_splits(imported: dict[str, str]) -> None:
     code, output = invoke(imported, "evaluate", "--algo", "popularity,nope")
     assert code == 2

@@ -6,6 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,13 +23,23 @@ def evaluate(
     split: str = typer.Option("random", help="random | temporal | leave-last-out"),
     k: int = typer.Option(10, "--k", min=1, max=100, help="List length K for metrics @K"),
     fraction: float = typer.Option(0.2, min=0.05, max=0.5, help="Share of each reader held out"),
-    seed: int = typer.Option(7, help="Random split seed"),
+    seed: int = typer.Option(7, help="Random split seed (the first one, with --splits)"),
+    n_splits: int = typer.Option(
+        1,
+        "--splits",
+        min=1,
+        max=30,
+        help="Evaluate on N random splits (seeds SEED..SEED+N-1): each metric's mean with a 95 %"
+        " interval, and a paired t-test of each model against --baseline",
+    ),
+    baseline: str = typer.Option(
+        None, help="The model the others are tested against (default: the first in --algo)"
+    ),
     out_dir: Path = typer.Option(None, "--out", help="Report directory (default VAR/reports/...)"),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON"),
 ) -> None:
-    """Compare recommenders on a held-out split; write report.json and report.html."""
-    from rich.table import Table
-
+    """Compare recommenders on held-out splits; write report.json and report.html."""
+    from bookrec.evaluation.repeated import summarise
     from bookrec.evaluation.report import write_report
     from bookrec.evaluation.tuned import TunedParams
     from bookrec.readers.snapshot import load_snapshot
@@ -46,71 +57,131 @@ def evaluate(
         )
     if split not in SPLITS:
         fail(f"--split must be one of {', '.join(SPLITS)}", code=2)
+    if n_splits > 1 and split != "random":
+        fail(f"--splits needs --split random: a {split} split is the same every time", code=2)
+    baseline = baseline or names[0]
+    if baseline not in names:
+        fail(f"--baseline {baseline} is not one of the compared models ({algo})", code=2)
     config = settings()
     with database(config) as session:
         snapshot = load_snapshot(session.connection())
     if not len(snapshot.interactions):
         fail("there are no ratings to evaluate on: import a data set first")
-    try:
-        if split == "random":
-            train, test = splits.random_holdout(snapshot.interactions, fraction=fraction, seed=seed)
-        elif split == "temporal":
-            train, test = splits.temporal(snapshot.interactions, fraction=fraction)
-        else:
-            train, test = splits.leave_last_out(snapshot.interactions)
-    except ValueError as exc:
-        fail(str(exc))
     tuned = TunedParams(config.var_dir / "tuning")
-    models = {name: algorithms.build(name, tuned.params(name)) for name in names}
-    console.print(
-        f"evaluating {', '.join(names)} on a {split} split: {len(train):,} training and "
-        f"{len(test):,} held-out ratings",
-        highlight=False,
-    )
+    seeds = [seed + offset for offset in range(n_splits)]
     started = time.perf_counter()
-    result = run_evaluation(models, train, test, snapshot.catalog, k=k)
+    results = []
+    for number, split_seed in enumerate(seeds, start=1):
+        try:
+            if split == "random":
+                train, test = splits.random_holdout(
+                    snapshot.interactions, fraction=fraction, seed=split_seed
+                )
+            elif split == "temporal":
+                train, test = splits.temporal(snapshot.interactions, fraction=fraction)
+            else:
+                train, test = splits.leave_last_out(snapshot.interactions)
+        except ValueError as exc:
+            fail(str(exc))
+        models = {name: algorithms.build(name, tuned.params(name)) for name in names}
+        which = f" {number}/{n_splits} (seed {split_seed})" if n_splits > 1 else ""
+        console.print(
+            f"evaluating {', '.join(names)} on {split} split{which}: {len(train):,} training "
+            f"and {len(test):,} held-out ratings",
+            highlight=False,
+        )
+        results.append(run_evaluation(models, train, test, snapshot.catalog, k=k))
+    result = results[0]
+    repeated = summarise(results, seeds, baseline) if n_splits > 1 else None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     directory = out_dir or config.reports_dir / f"evaluate-{stamp}"
     meta = {
         "split": split,
         "fraction": fraction,
         "seed": seed,
+        "splits": n_splits,
         **snapshot.summary(),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    json_path, html_path = write_report(result, directory, meta)
+    json_path, html_path = write_report(result, directory, meta, repeated=repeated)
     if as_json:
+        metrics_json = result.to_dict(per_user=False)["metrics"]
+        if repeated is not None:
+            metrics_json = {
+                model: {m: None if v is None else v["mean"] for m, v in values.items()}
+                for model, values in repeated["metrics"].items()
+            }
         out.print_json(
             json.dumps(
-                {"metrics": result.to_dict(per_user=False)["metrics"], "report": str(html_path)}
+                {
+                    "metrics": metrics_json,
+                    **({} if repeated is None else {"repeated": repeated}),
+                    "report": str(html_path),
+                }
             )
         )
         return
     metrics = result.metric_names
-    rows = [
-        [name, *(_cell(result.metrics[name].get(m)) for m in metrics)]
-        for name in result.model_names
-    ]
+    if repeated is None:
+        rows = [
+            [name, *(_cell(result.metrics[name].get(m)) for m in metrics)]
+            for name in result.model_names
+        ]
+        _print_table(f"{split} split, K={k}", ["model", *metrics], rows)
+    else:
+        headline = f"ndcg@{k}"
+        rows = [
+            [
+                name,
+                *(_interval_cell(repeated["metrics"][name].get(m)) for m in metrics),
+                "baseline"
+                if name == baseline
+                else _paired_cell(repeated["paired"][name].get(headline)),
+            ]
+            for name in result.model_names
+        ]
+        _print_table(
+            f"{n_splits} random splits, K={k}: mean ± half the 95 % interval",
+            ["model", *metrics, f"{headline} vs {baseline} (paired t-test)"],
+            rows,
+        )
+    console.print(f"report: {html_path} (data: {json_path})", highlight=False)
+
+
+def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    """A rich table on a terminal, plain aligned columns for scripts and logs."""
+    from rich.table import Table
+
     if out.is_terminal:
-        table = Table(title=f"{split} split, K={k}")
-        table.add_column("model")
-        for metric in metrics:
-            table.add_column(metric, justify="right")
+        table = Table(title=title)
+        for index, name in enumerate(header):
+            table.add_column(name, justify="right" if index else "left")
         for row in rows:
             table.add_row(*row)
         out.print(table)
-    else:  # plain aligned columns for scripts and logs
-        print(f"{split} split, K={k}")
-        header = ["model", *metrics]
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
-            print(
-                "  ".join(
-                    cell.rjust(w) if i else cell.ljust(w)
-                    for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-                )
+        return
+    print(title)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                cell.rjust(w) if i else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             )
-    console.print(f"report: {html_path} (data: {json_path})", highlight=False)
+        )
+
+
+def _interval_cell(summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return "-"
+    return f"{summary['mean']:.4f} ±{(summary['high'] - summary['low']) / 2:.4f}"
+
+
+def _paired_cell(test: dict[str, Any] | None) -> str:
+    if test is None:
+        return "-"
+    relative = "" if test["relative"] is None else f" ({test['relative']:+.1%})"
+    return f"{test['difference']:+.4f}{relative}, p={test['p_value']:.3g}"
 
 
 def _cell(value: object) -> str:

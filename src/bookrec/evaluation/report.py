@@ -245,11 +245,52 @@ def _metrics_table(result: EvaluationResult) -> str:
     )
 
 
+def _repeated_tables(repeated: Mapping[str, Any]) -> str:
+    """Across splits: mean [95 % interval] per model and metric, then the paired tests."""
+    metrics = list(next(iter(repeated["metrics"].values())))
+    header = "".join(f"<th>{_e(m)}</th>" for m in metrics)
+
+    def interval(summary: Mapping[str, float] | None) -> str:
+        if summary is None:
+            return "<td>–</td>"
+        return f"<td>{summary['mean']:.4f} [{summary['low']:.4f}, {summary['high']:.4f}]</td>"
+
+    rows = [
+        f"<tr><td>{_e(model)}</td>{''.join(interval(values[m]) for m in metrics)}</tr>"
+        for model, values in repeated["metrics"].items()
+    ]
+    paired_rows: list[str] = []
+    for model, tests in repeated["paired"].items():
+        paired: list[str] = []
+        for m in metrics:
+            test = tests.get(m)
+            if test is None:
+                paired.append("<td>–</td>")
+                continue
+            relative = "" if test["relative"] is None else f" ({test['relative']:+.1%})"
+            p_value = "–" if test["p_value"] is None else f"{test['p_value']:.3g}"
+            paired.append(f"<td>{test['difference']:+.4f}{_e(relative)}, p = {p_value}</td>")
+        paired_rows.append(f"<tr><td>{_e(model)}</td>{''.join(paired)}</tr>")
+    return (
+        f'<div class="scroll"><table><thead><tr><th>model</th>{header}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        f"<h3>Against {_e(repeated['baseline'])} (paired t-test over the same splits)</h3>"
+        f'<div class="scroll"><table><thead><tr><th>model</th>{header}</tr></thead>'
+        f"<tbody>{''.join(paired_rows)}</tbody></table></div>"
+        f'<p class="note">{_e(repeated["splits"])} random splits (seeds '
+        f"{_e(', '.join(map(str, repeated['seeds'])))}): mean [95 % Student-t interval] of "
+        "each metric; below, the mean difference from the baseline (relative to its mean) and "
+        "the two-sided p-value of a paired t-test. The sections after this one show the first "
+        "split.</p>"
+    )
+
+
 def render_html(
     result: EvaluationResult,
     meta: Mapping[str, Any],
     breakdown: HistoryBreakdown,
     bias: PopularityBias,
+    repeated: Mapping[str, Any] | None = None,
 ) -> str:
     """The report page: meta, models x metrics table, and the three plots, all inline."""
     counts = result.counts
@@ -262,7 +303,12 @@ def render_html(
         f"{_e(counts.get('test_ratings', '?'))} test ratings.</p>",
         "<h2>Run</h2>",
         _meta_table(meta),
-        "<h2>Metrics</h2>",
+        *(
+            []
+            if repeated is None
+            else [f"<h2>Across {_e(repeated['splits'])} splits</h2>", _repeated_tables(repeated)]
+        ),
+        "<h2>Metrics</h2>" if repeated is None else "<h2>Metrics on the first split</h2>",
         _metrics_table(result),
         '<p class="note">Best value per column highlighted (lowest for timings: "fit s" to '
         'train, "rank s" to rank every evaluated reader). Accuracy metrics average over '
@@ -298,11 +344,13 @@ def write_report(
     bins: Sequence[int] = DEFAULT_HISTORY_BINS,
     top_fraction: float = 0.1,
     per_user: bool = True,
+    repeated: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write `report.json` (everything) and `report.html` (self-contained) into `directory`.
 
     `meta` describes the run (dataset, split, seed, ...); K and the date are added when missing.
     `per_user=False` leaves the per-reader arrays out of the JSON (they grow with the readers).
+    `repeated` (`evaluation.repeated.summarise`) adds the metrics over several splits.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -319,9 +367,12 @@ def write_report(
         if result.model_names
         else {},
         "popularity_bias": bias.to_dict(),
+        **({} if repeated is None else {"repeated": repeated}),
     }
     json_path = directory / "report.json"
     html_path = directory / "report.html"
     json_path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    html_path.write_text(render_html(result, full_meta, breakdown, bias), encoding="utf-8")
+    html_path.write_text(
+        render_html(result, full_meta, breakdown, bias, repeated), encoding="utf-8"
+    )
     return json_path, html_path
