@@ -223,6 +223,20 @@ def _row_columns(target: BigTable, source: BlockFile) -> list[tuple[str, str | N
     return columns
 
 
+def _on_conflict(table: str, updates: list[str], differs: str) -> str:
+    """The upsert's conflict action: update the non-key columns, only where one differs
+    (`differs`: SQLite's NULL-aware "IS NOT", PostgreSQL's "IS DISTINCT FROM"), so an
+    unchanged row is neither rewritten nor counted as changed."""
+    if not updates:
+        return "DO NOTHING"
+    return (
+        "DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in updates)
+        + " WHERE "
+        + " OR ".join(f"{table}.{c} {differs} excluded.{c}" for c in updates)
+    )
+
+
 class SqliteWriter:
     """Upserts each block with executemany inside the import's transaction."""
 
@@ -235,15 +249,7 @@ class SqliteWriter:
         self._touched: list[np.ndarray] = []
         self._columns = [(c, f) for c, f in _row_columns(target, source) if f is not None]
         names = [c for c, _ in self._columns]
-        updates = names[2:]
-        conflict = "DO NOTHING"
-        if updates:
-            conflict = (
-                "DO UPDATE SET "
-                + ", ".join(f"{c} = excluded.{c}" for c in updates)
-                + " WHERE "
-                + " OR ".join(f"{target.name}.{c} IS NOT excluded.{c}" for c in updates)
-            )
+        conflict = _on_conflict(target.name, names[2:], "IS NOT")
         placeholders = ", ".join("?" * len(names))
         self._sql = (
             f"INSERT INTO {target.name} ({', '.join(names)}) VALUES ({placeholders}) "
@@ -392,15 +398,7 @@ class PostgresWriter:
 
         target, stage = self._target.name, f"stage_{self._target.name}"
         names = [c for c, f in self._columns if f is not None]
-        updates = names[2:]
-        conflict = "DO NOTHING"
-        if updates:
-            conflict = (
-                "DO UPDATE SET "
-                + ", ".join(f"{c} = excluded.{c}" for c in updates)
-                + " WHERE "
-                + " OR ".join(f"{target}.{c} IS DISTINCT FROM excluded.{c}" for c in updates)
-            )
+        conflict = _on_conflict(target, names[2:], "IS DISTINCT FROM")
         insert = f"INSERT INTO {target} ({', '.join(names)}) "
         # the rows inserted or changed, and their readers' activity versions moved, at once
         tail = (

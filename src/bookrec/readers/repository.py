@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
+    Table,
     bindparam,
     delete,
     insert,
@@ -263,10 +264,13 @@ def update_rating(
 
 
 def delete_rating(connection: Connection, reader_id: int, book_id: int) -> None:
+    _delete_and_touch(connection, ratings_table, reader_id, book_id)
+
+
+def _delete_and_touch(connection: Connection, table: Table, reader_id: int, book_id: int) -> None:
+    """Delete the reader's row for the book; a deletion moves their activity version."""
     result = connection.execute(
-        delete(ratings_table).where(
-            ratings_table.c.reader_id == reader_id, ratings_table.c.book_id == book_id
-        )
+        delete(table).where(table.c.reader_id == reader_id, table.c.book_id == book_id)
     )
     if result.rowcount > 0:
         touch(connection, reader_id)
@@ -304,13 +308,7 @@ def shelf_added_at(connection: Connection, reader_id: int, book_id: int) -> int 
 
 
 def delete_shelf_item(connection: Connection, reader_id: int, book_id: int) -> None:
-    result = connection.execute(
-        delete(shelf_table).where(
-            shelf_table.c.reader_id == reader_id, shelf_table.c.book_id == book_id
-        )
-    )
-    if result.rowcount > 0:
-        touch(connection, reader_id)
+    _delete_and_touch(connection, shelf_table, reader_id, book_id)
 
 
 def shelf_page(
