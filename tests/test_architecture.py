@@ -33,6 +33,15 @@ def test_migrations_match_the_models(engine: Engine) -> None:
     assert differences == []
 
 
+def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a new interpreter (nothing imported yet); fail with its stderr."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_api_workers_do_not_load_file_import_libraries() -> None:
     """Every `bookrec serve` worker imports the CLI (multiprocessing's spawn re-runs the
     `bookrec` script) and the app: neither may pull in pyarrow or scikit-learn, tens of MB
@@ -42,10 +51,7 @@ def test_api_workers_do_not_load_file_import_libraries() -> None:
         "bookrec.api.server.served_app()\n"
         "print(sorted(m for m in ('pyarrow', 'sklearn', 'pandas') if m in sys.modules))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert fresh_python(code).stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_no_two_top_level_packages_import_each_other_even_in_a_loop() -> None:
@@ -89,17 +95,7 @@ MODEL_MODULES = (
 
 def _tables_after(code: str) -> set[str]:
     """The tables `Base.metadata` holds in a fresh interpreter after `code`."""
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"{code}\nimport json\nprint(json.dumps(list(Base.metadata.tables)))",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run = fresh_python(f"{code}\nimport json\nprint(json.dumps(list(Base.metadata.tables)))")
     return set(json.loads(run.stdout.strip().splitlines()[-1]))
 
 
@@ -130,10 +126,7 @@ def test_any_model_module_alone_brings_what_its_keys_point_at(module: str) -> No
         "        key.column  # resolves the target, or raises NoReferencedTableError\n"
         "print('ok')"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+    assert fresh_python(code).stdout.strip() == "ok"
 
 
 def test_the_app_factory_changes_nothing_process_wide() -> None:
@@ -154,7 +147,4 @@ def test_the_app_factory_changes_nothing_process_wide() -> None:
         "assert snapshot() != before, 'served_app tuned nothing'\n"
         "print('ok')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
+    assert fresh_python(code).stdout.strip().endswith("ok")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import wraps
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
@@ -88,6 +88,39 @@ def user_errors(function: Callable[P, R]) -> Callable[P, R]:
             fail(f"database error: {exc.orig}")
 
     return wrapper
+
+
+def print_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    right_from: int = 1,
+    styles: Sequence[str | None] | None = None,
+) -> None:
+    """Rows on stdout: a rich table on a terminal, plain aligned columns for scripts and logs.
+
+    Columns from `right_from` on are right-aligned; `styles` gives each row a rich style.
+    """
+    if out.is_terminal:
+        from rich.table import Table
+
+        table = Table(title=title)
+        for index, name in enumerate(header):
+            table.add_column(name, justify="right" if index >= right_from else "left")
+        for index, row in enumerate(rows):
+            table.add_row(*row, style=styles[index] if styles else None)
+        out.print(table)
+        return
+    if title:
+        typer.echo(title)
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        cells = (
+            cell.rjust(width) if i >= right_from else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        typer.echo("  ".join(cells).rstrip())
 
 
 def interactive() -> bool:

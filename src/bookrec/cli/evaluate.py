@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from bookrec.cli.common import console, database, fail, out, settings, user_errors
+from bookrec.cli.common import console, database, fail, out, print_table, settings, user_errors
 
 SPLITS = ("random", "temporal", "leave-last-out")
 
@@ -127,7 +127,7 @@ def evaluate(
             [name, *(_cell(result.metrics[name].get(m)) for m in metrics)]
             for name in result.model_names
         ]
-        _print_table(f"{split} split, K={k}", ["model", *metrics], rows)
+        print_table(["model", *metrics], rows, title=f"{split} split, K={k}")
     else:
         headline = f"ndcg@{k}"
         rows = [
@@ -140,35 +140,12 @@ def evaluate(
             ]
             for name in result.model_names
         ]
-        _print_table(
-            f"{n_splits} random splits, K={k}: mean ± half the 95 % interval",
+        print_table(
             ["model", *metrics, f"{headline} vs {baseline} (paired t-test)"],
             rows,
+            title=f"{n_splits} random splits, K={k}: mean ± half the 95 % interval",
         )
     console.print(f"report: {html_path} (data: {json_path})", highlight=False)
-
-
-def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    """A rich table on a terminal, plain aligned columns for scripts and logs."""
-    from rich.table import Table
-
-    if out.is_terminal:
-        table = Table(title=title)
-        for index, name in enumerate(header):
-            table.add_column(name, justify="right" if index else "left")
-        for row in rows:
-            table.add_row(*row)
-        out.print(table)
-        return
-    print(title)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(
-            "  ".join(
-                cell.rjust(w) if i else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
 
 
 def _interval_cell(summary: dict[str, Any] | None) -> str:
@@ -178,10 +155,9 @@ def _interval_cell(summary: dict[str, Any] | None) -> str:
 
 
 def _paired_cell(test: dict[str, Any] | None) -> str:
-    if test is None:
-        return "-"
-    relative = "" if test["relative"] is None else f" ({test['relative']:+.1%})"
-    return f"{test['difference']:+.4f}{relative}, p={test['p_value']:.3g}"
+    from bookrec.evaluation.repeated import describe_paired
+
+    return "-" if test is None else describe_paired(test)
 
 
 def _cell(value: object) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from bookrec.cli.common import console, database, out, settings, user_errors
+from bookrec.cli.common import console, database, out, print_table, settings, user_errors
 
 if TYPE_CHECKING:
     from bookrec.model_registry.registry import ModelRegistry
@@ -66,20 +66,8 @@ def list_models(
         return
     metric = settings().gate_metric
     rows = [_row(v, metric) for v in versions]
-    if out.is_terminal:
-        from rich.table import Table
-
-        table = Table(title="model versions")
-        for column in COLUMNS:
-            table.add_column(column, justify="right" if column in COLUMNS[5:] else "left")
-        for row, version in zip(rows, versions, strict=True):
-            style = "bold green" if version.status == "active" else None
-            table.add_row(*row, style=style)
-        out.print(table)
-        return
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
-    for line in (COLUMNS, *rows):
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    styles = ["bold green" if v.status == "active" else None for v in versions]
+    print_table(COLUMNS, rows, right_from=5, styles=styles)
 
 
 @app.command()

@@ -4,6 +4,7 @@ paired test of each model against a baseline (`recsys.significance`)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,13 @@ from bookrec.recsys.significance import mean_interval, paired_t_test
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def describe_paired(test: Mapping[str, Any]) -> str:
+    """One paired test in words: `+0.0100 (+3.3%), p = 0.000521`."""
+    relative = "" if test["relative"] is None else f" ({test['relative']:+.1%})"
+    p_value = "–" if test["p_value"] is None else f"{test['p_value']:.3g}"
+    return f"{test['difference']:+.4f}{relative}, p = {p_value}"
 
 
 def summarise(results: list[EvaluationResult], seeds: list[int], baseline: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bookrec.evaluation.repeated import describe_paired
 from bookrec.recsys.evaluate import (
     DEFAULT_HISTORY_BINS,
     EvaluationResult,
@@ -267,9 +268,7 @@ def _repeated_tables(repeated: Mapping[str, Any]) -> str:
             if test is None:
                 paired.append("<td>–</td>")
                 continue
-            relative = "" if test["relative"] is None else f" ({test['relative']:+.1%})"
-            p_value = "–" if test["p_value"] is None else f"{test['p_value']:.3g}"
-            paired.append(f"<td>{test['difference']:+.4f}{_e(relative)}, p = {p_value}</td>")
+            paired.append(f"<td>{_e(describe_paired(test))}</td>")
         paired_rows.append(f"<tr><td>{_e(model)}</td>{''.join(paired)}</tr>")
     return (
         f'<div class="scroll"><table><thead><tr><th>model</th>{header}</tr></thead>'
