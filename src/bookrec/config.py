@@ -38,7 +38,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="BOOKREC_LOG_LEVEL"
     )
-    log_format: Literal["json", "console"] = Field("json", validation_alias="BOOKREC_LOG_FORMAT")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        validation_alias="BOOKREC_LOG_FORMAT",
+        description="auto: readable lines on a terminal, JSON lines otherwise",
+    )
 
     secret_key: SecretStr = Field(
         SecretStr(DEVELOPMENT_SECRET_KEY),

@@ -8,6 +8,7 @@ behave, artifacts round-trip and refuse corruption, and fitting is deterministic
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -385,6 +386,16 @@ def test_explain_gives_sentences(model: ScoringRecommender, name: str) -> None:
         if model.algo in PERSONALISED and len(history):
             assert reasons, f"{model.algo} gave no reason for {book} it recommended"
     assert isinstance(model.explain(history, 999_999), list)
+
+
+@pytest.mark.parametrize("name", ["mixed", "long", "garden"])
+def test_reasons_never_cite_a_low_rating(model: ScoringRecommender, name: str) -> None:
+    """A reason to read more is a book the reader liked, never a 3★ or worse."""
+    history = HISTORIES[name]
+    for book in ids(model.recommend(history, 10)):
+        for reason in model.explain(history, book):
+            for stars in re.findall(r'you rated ".*?" ([\d.]+)★', reason):
+                assert float(stars) >= 4, reason
 
 
 def test_save_load_round_trip(model: ScoringRecommender, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from argon2 import PasswordHasher, Type
@@ -14,6 +15,9 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 128
 #: zxcvbn's 0..4 scale; 3 means "safely unguessable" against an offline slow-hash attack.
 MIN_PASSWORD_SCORE = 3
+#: Pieces of an email's name (split at dots, dashes, digits...) this long count on their own.
+MIN_NAME_PIECE = 4
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
 
 
 class PasswordCheck(NamedTuple):
@@ -49,8 +53,8 @@ def check_password_policy(password: str, email: str) -> None:
         raise _weak(f"must be at least {MIN_PASSWORD_LENGTH} characters long")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise _weak(f"must be at most {MAX_PASSWORD_LENGTH} characters long")
-    local_part = email.split("@", 1)[0].casefold()
-    if len(local_part) >= 3 and local_part in password.casefold():
+    local_part = email.split("@", 1)[0].split("+", 1)[0]
+    if _contains_name(password, local_part):
         raise _weak("must not contain the name part of your email address")
     from zxcvbn import zxcvbn  # imported here: its word lists take a moment to load
 
@@ -64,6 +68,22 @@ def check_password_policy(password: str, email: str) -> None:
         hints = [feedback.get("warning") or "", *feedback.get("suggestions", [])]
         reason = " ".join(h for h in hints if h) or "Add another word or two."
         raise _weak(f"is too easy to guess: {reason}")
+
+
+def _letters(text: str) -> str:
+    """Lower-case letters only: 'Grace.Hopper-99' -> 'gracehopper'."""
+    return _NOT_LETTERS.sub("", text.casefold())
+
+
+def _contains_name(password: str, name: str) -> bool:
+    """Whether the password holds the name, whole or a long piece of it, ignoring case,
+    dots, dashes, digits and other separators (`gracehopper-99` for `grace.hopper`)."""
+    letters = _letters(password)
+    whole = _letters(name)
+    if len(whole) >= 3 and whole in letters:
+        return True
+    pieces = (_letters(piece) for piece in _NOT_LETTERS.split(name.casefold()))
+    return any(len(piece) >= MIN_NAME_PIECE and piece in letters for piece in pieces)
 
 
 def _weak(reason: str) -> InvalidInput:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bookrec.accounts.passwords import MAX_PASSWORD_LENGTH
+from bookrec.readers.schemas import StoredTime
 
 MAX_EMAIL_LENGTH = 254
 
@@ -58,20 +59,20 @@ class RatingExport(BaseModel):
     book_id: int
     title: str
     rating: int
-    rated_at: int | None = Field(description="Unix seconds (UTC), when known")
+    rated_at: StoredTime | None = Field(description="ISO 8601, UTC, when known")
 
 
 class ShelfExport(BaseModel):
     book_id: int
     title: str
-    added_at: int | None = Field(description="Unix seconds (UTC), when known")
+    added_at: StoredTime | None = Field(description="ISO 8601, UTC, when known")
 
 
 class EventExport(BaseModel):
     event_id: int
     kind: str
     book_id: int | None
-    occurred_at: int = Field(description="Unix seconds (UTC)")
+    occurred_at: StoredTime = Field(description="ISO 8601, UTC")
     context: dict[str, Any] | None
 
 

@@ -55,7 +55,25 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     first = errors[0] if errors else {"field": "?", "message": "invalid"}
     detail = f"{first['field']}: {first['message']}"
+    if _body_not_json(request, exc):
+        sent = request.headers.get("content-type") or "no Content-Type"
+        detail = (
+            "the request body must be a JSON object sent with `Content-Type: application/json`"
+            f" (this request sent {sent})"
+        )
     return problem(request, 422, "Invalid request", detail, "invalid-request", errors=errors)
+
+
+def _body_not_json(request: Request, exc: RequestValidationError) -> bool:
+    """A JSON route got a body that is not a JSON object (a form, text, a JSON list...)."""
+    return any(
+        (
+            tuple(error["loc"]) == ("body",)
+            and error["type"] in ("model_attributes_type", "dict_type")
+        )
+        or error["type"] == "json_invalid"
+        for error in exc.errors()
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

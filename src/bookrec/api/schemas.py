@@ -6,10 +6,13 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
+from bookrec.serving.service import MAX_K
+
+__all__ = ["MAX_K", "MAX_PAGE_SIZE", "PROBLEM", "Page"]
+
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
-MAX_K = 100
 
 
 class Page(BaseModel, Generic[T]):

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Select, and_, delete, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, delete, func, or_, select, tuple_
 
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.db.base import table_of
 from bookrec.db.upsert import upsert
+from bookrec.recsys.languages import spellings
 
 books_table = table_of(Book)
 authors_table = table_of(Author)
@@ -145,7 +146,7 @@ def book_search_query(
             )
         )
     if language:
-        conditions.append(Book.language_code == language)
+        conditions.append(_in_language_family(language))
     if year_min is not None:
         conditions.append(Book.original_publication_year >= year_min)
     if year_max is not None:
@@ -153,6 +154,16 @@ def book_search_query(
     if conditions:
         query = query.where(and_(*conditions))
     return query
+
+
+def _in_language_family(language_family: str) -> ColumnElement[bool]:
+    """Books whose code is any spelling of the family: 'en' matches eng, en, en-US, en-GB..."""
+    codes, prefixes = spellings(language_family)
+    code = func.lower(Book.language_code)
+    return or_(
+        code.in_(sorted(codes)),
+        *(code.like(_escape_like(prefix) + "%", escape="\\") for prefix in prefixes),
+    )
 
 
 def _escape_like(text: str) -> str:

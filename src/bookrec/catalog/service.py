@@ -12,6 +12,18 @@ from bookrec.catalog import repository
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.db.paging import page_of_objects, page_of_rows
 from bookrec.errors import InvalidInput, NotFound
+from bookrec.recsys.languages import UnknownLanguage, requested_family
+
+
+def language_filter(value: str | None) -> str | None:
+    """The language family a `language` filter asks for ('eng', 'en-GB' -> 'en'); 422 naming
+    the field when the value is not a language code."""
+    if value is None:
+        return None
+    try:
+        return requested_family(value)
+    except UnknownLanguage as exc:
+        raise InvalidInput(f"language: {exc}", field="language") from None
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,7 @@ class BookQuery:
     year_max: int | None = None
 
     def check(self) -> None:
+        language_filter(self.language)
         if (
             self.year_min is not None
             and self.year_max is not None
@@ -39,7 +52,7 @@ def search_books(
     """A page of matching books, most rated first, and the total number that match."""
     query.check()
     statement = repository.book_search_query(
-        query.q, query.tag, query.language, query.year_min, query.year_max
+        query.q, query.tag, language_filter(query.language), query.year_min, query.year_max
     )
     ordered = statement.order_by(Book.ratings_count.desc().nulls_last(), Book.book_id)
     return page_of_objects(session, ordered, offset, limit)

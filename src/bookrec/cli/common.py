@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import wraps
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy.exc import OperationalError
 
 from bookrec.config import Settings, load_settings
@@ -21,11 +32,17 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
-console = Console(stderr=True)
-out = Console()
+# Piped or redirected, a message is one line however long (no wrapping at 80 columns).
+console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+out = Console(soft_wrap=not sys.stdout.isatty())
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: Set while a command runs with `--json`: its errors are then JSON objects on stdout.
+_json_errors: ContextVar[bool] = ContextVar("json_errors", default=False)
+
+NOT_INITIALISED = "the database is not initialised: run `bookrec db upgrade` first"
 
 
 def settings() -> Settings:
@@ -44,17 +61,57 @@ def settings() -> Settings:
     return config
 
 
-def engine(config: Settings | None = None) -> Engine:
+def engine(config: Settings | None = None, *, initialised: bool = True) -> Engine:
     """An engine on the configured database (the caller disposes of it).
 
     Every command reaches the database through here, so here every ORM model is imported
     (`bookrec.schema`) and every mapper can configure, whichever model a command uses first.
+    With `initialised` (every command but `db upgrade`), a database without bookrec's schema,
+    or with an older one, stops the command with what to run, and a missing SQLite file is
+    not created.
     """
     import bookrec.schema  # noqa: F401
     from bookrec.db.engine import make_engine
 
     config = config or settings()
-    return make_engine(config.sqlalchemy_url, hide_parameters=True)
+    if initialised:
+        _require_sqlite_file(config.sqlalchemy_url)
+    db = make_engine(config.sqlalchemy_url, hide_parameters=True)
+    if initialised:
+        try:
+            _require_schema(db)
+        except BaseException:
+            db.dispose()
+            raise
+    return db
+
+
+def _require_sqlite_file(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if not Path(parsed.database).exists():
+        fail(f"{NOT_INITIALISED} (no database file at {parsed.database})")
+
+
+def _require_schema(db: Engine) -> None:
+    """Fail unless the database's Alembic revision is this bookrec's newest."""
+    from sqlalchemy import inspect, text
+
+    from bookrec.schema.migrate import head_revision
+
+    with db.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            fail(NOT_INITIALISED)
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    head = head_revision()
+    if current != head:
+        fail(
+            f"the database schema is at revision {current}, this bookrec needs {head}: "
+            "run `bookrec db upgrade`"
+        )
 
 
 @contextmanager
@@ -70,24 +127,43 @@ def database(config: Settings | None = None) -> Iterator[Session]:
         db.dispose()
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+def fail(message: str, code: int = 1, **fields: Any) -> NoReturn:
+    """Stop the command with `message` and exit `code`: on stderr, or with `--json` as
+    `{"error": message, ...fields}` on stdout."""
+    if _json_errors.get():
+        shown = {key: value for key, value in fields.items() if value is not None}
+        typer.echo(json.dumps({"error": message, **shown}, default=str))
+    else:
+        console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
 
 def user_errors(function: Callable[P, R]) -> Callable[P, R]:
-    """Turn bookrec errors and unreachable databases into a message and exit code 1."""
+    """Turn bookrec errors and unreachable databases into a message and exit code 1; a
+    command's `as_json` parameter (`--json`) makes every error of it a JSON object."""
 
     @wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _json_errors.set(bool(kwargs.get("as_json")))
         try:
             return function(*args, **kwargs)
         except BookrecError as exc:
-            fail(exc.detail)
+            fail(exc.detail, **_error_fields(exc))
         except OperationalError as exc:
             fail(f"database error: {exc.orig}")
+        finally:
+            _json_errors.reset(token)
 
     return wrapper
+
+
+def _error_fields(error: BookrecError) -> dict[str, Any]:
+    """What a JSON error adds to the message: the field (or file, line and column) at fault."""
+    extra = error.extra
+    fields = {"field": extra.get("field") or extra.get("column")}
+    if "file" in extra:
+        fields.update(file=extra["file"], line=extra.get("line"), value=extra.get("value"))
+    return fields
 
 
 def print_table(
@@ -154,5 +230,34 @@ def byte_progress() -> Iterator[Callable[[str, int, int], None]]:
             if stage not in tasks:
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def stage_progress(title: str) -> Iterator[Callable[[str, float], None]]:
+    """A `progress(stage, percent)` callback: a rich bar on a terminal, a line per stage else."""
+    if not interactive():
+        seen: set[str] = set()
+
+        def plain(stage: str, _percent: float) -> None:
+            if stage not in seen:
+                seen.add(stage)
+                console.print(f"{stage}…", highlight=False)
+
+        yield plain
+        return
+    with Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(title, total=100)
+
+        def update(stage: str, percent: float) -> None:
+            bar.update(task, description=stage, completed=percent)
 
         yield update

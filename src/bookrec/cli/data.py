@@ -134,8 +134,15 @@ def _synthesise(catalog: Path, target: Path, config: synth.SynthConfig) -> Path:
 def demo(
     readers: int = typer.Option(synth.SynthConfig.readers, min=1, help="Synthetic readers"),
     ratings: int = typer.Option(synth.SynthConfig.ratings, min=1, help="About how many ratings"),
+    keep_csv: bool = typer.Option(
+        False, "--keep-csv", help="Keep the generated ratings.csv (VAR/synthetic) after import"
+    ),
 ) -> None:
-    """Load the bundled goodbooks-10k catalog and synthetic ratings, if the database is empty."""
+    """Load the bundled goodbooks-10k catalog and synthetic ratings, if the database is empty.
+
+    The generated ratings file (~130 MB) is deleted once imported unless `--keep-csv`:
+    `bookrec data synth` writes the same file again from the same seed.
+    """
     from sqlalchemy import exists, func, select
 
     from bookrec.catalog.models import Book
@@ -155,7 +162,7 @@ def demo(
     if not books:
         _import(db, DEMO_CATALOG, name="goodbooks-10k demo catalog")
     target = config.var_dir / "synthetic"
-    _synthesise(DEMO_CATALOG, target, synth.SynthConfig(readers=readers, ratings=ratings))
+    path = _synthesise(DEMO_CATALOG, target, synth.SynthConfig(readers=readers, ratings=ratings))
     _import(
         db,
         target,
@@ -163,3 +170,6 @@ def demo(
         synthetic=True,
         notes=SYNTHETIC_NOTE,
     )
+    if not keep_csv:
+        path.unlink()
+        console.print(f"deleted {path} (imported; --keep-csv keeps it)", highlight=False)

@@ -10,7 +10,16 @@ from typing import Any
 
 import typer
 
-from bookrec.cli.common import console, database, fail, out, print_table, settings, user_errors
+from bookrec.cli.common import (
+    console,
+    database,
+    fail,
+    out,
+    print_table,
+    settings,
+    stage_progress,
+    user_errors,
+)
 
 SPLITS = ("random", "temporal", "leave-last-out")
 
@@ -36,6 +45,9 @@ def evaluate(
         None, help="The model the others are tested against (default: the first in --algo)"
     ),
     out_dir: Path = typer.Option(None, "--out", help="Report directory (default VAR/reports/...)"),
+    per_reader: bool = typer.Option(
+        False, "--per-reader", help="Also write every reader's metrics into report.json (large)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON"),
 ) -> None:
     """Compare recommenders on held-out splits; write report.json and report.html."""
@@ -71,26 +83,35 @@ def evaluate(
     seeds = [seed + offset for offset in range(n_splits)]
     started = time.perf_counter()
     results = []
-    for number, split_seed in enumerate(seeds, start=1):
-        try:
-            if split == "random":
-                train, test = splits.random_holdout(
-                    snapshot.interactions, fraction=fraction, seed=split_seed
-                )
-            elif split == "temporal":
-                train, test = splits.temporal(snapshot.interactions, fraction=fraction)
-            else:
-                train, test = splits.leave_last_out(snapshot.interactions)
-        except ValueError as exc:
-            fail(str(exc))
-        models = {name: algorithms.build(name, tuned.params(name)) for name in names}
-        which = f" {number}/{n_splits} (seed {split_seed})" if n_splits > 1 else ""
-        console.print(
-            f"evaluating {', '.join(names)} on {split} split{which}: {len(train):,} training "
-            f"and {len(test):,} held-out ratings",
-            highlight=False,
-        )
-        results.append(run_evaluation(models, train, test, snapshot.catalog, k=k))
+    with stage_progress("evaluating") as progress:
+        for number, split_seed in enumerate(seeds, start=1):
+            try:
+                if split == "random":
+                    train, test = splits.random_holdout(
+                        snapshot.interactions, fraction=fraction, seed=split_seed
+                    )
+                elif split == "temporal":
+                    train, test = splits.temporal(snapshot.interactions, fraction=fraction)
+                else:
+                    train, test = splits.leave_last_out(snapshot.interactions)
+            except ValueError as exc:
+                fail(str(exc))
+            models = {name: algorithms.build(name, tuned.params(name)) for name in names}
+            which = f" {number}/{n_splits} (seed {split_seed})" if n_splits > 1 else ""
+            console.print(
+                f"evaluating {', '.join(names)} on {split} split{which}: {len(train):,} "
+                f"training and {len(test):,} held-out ratings",
+                highlight=False,
+            )
+
+            def split_progress(
+                stage: str, percent: float, done: int = number - 1, which: str = which
+            ) -> None:
+                progress(f"{stage}{which}", (100 * done + percent) / n_splits)
+
+            results.append(
+                run_evaluation(models, train, test, snapshot.catalog, k=k, progress=split_progress)
+            )
     result = results[0]
     repeated = summarise(results, seeds, baseline) if n_splits > 1 else None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -103,7 +124,9 @@ def evaluate(
         **snapshot.summary(),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    json_path, html_path = write_report(result, directory, meta, repeated=repeated)
+    json_path, html_path = write_report(
+        result, directory, meta, per_user=per_reader, repeated=repeated
+    )
     if as_json:
         metrics_json = result.to_dict(per_user=False)["metrics"]
         if repeated is not None:

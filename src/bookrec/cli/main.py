@@ -17,6 +17,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"bookrec {version('bookrec')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version"
+    ),
+) -> None:
+    """Book recommendations: import data, train, evaluate, serve."""
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(data.app, name="data")
 app.add_typer(users.app, name="users")

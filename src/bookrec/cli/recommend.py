@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from bookrec.cli.common import console, engine, fail, out, settings, user_errors
+from bookrec.cli.common import console, engine, fail, out, print_table, settings, user_errors
 
 if TYPE_CHECKING:
     from bookrec.serving.service import RecommendationService
+
+SCORE_DECIMALS = 6  # as in the API's and the single reader's lists
 
 
 @contextmanager
@@ -46,7 +48,7 @@ def recommend(
     user: int | None = typer.Argument(
         None, help="The reader's data set user id (ratings.csv user_id)"
     ),
-    k: int = typer.Option(10, "--k", min=1, max=1000, help="How many books per reader"),
+    k: int = typer.Option(10, "--k", min=1, max=100, help="How many books per reader (≤ 100)"),
     batch: Path | None = typer.Option(None, "--batch", help="CSV with a user_id column"),
     out_path: Path | None = typer.Option(
         None, "--out", help="Where --batch writes user_id,book_id,rank,score"
@@ -54,6 +56,9 @@ def recommend(
     explain: bool = typer.Option(False, help="Show why each book is recommended"),
     diversity: float = typer.Option(
         0.0, min=0.0, max=1.0, help="0 = pure relevance; up to 1 = more varied (MMR)"
+    ),
+    allow_unknown: bool = typer.Option(
+        False, "--allow-unknown", help="For a reader the data does not know: the cold-start list"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
@@ -65,12 +70,12 @@ def recommend(
         return
     if user is None or batch is not None:
         fail("give either a USER id or --batch USERS.csv", code=2)
-    _one(user, k, explain, diversity, as_json)
+    _one(user, k, explain, diversity, as_json, allow_unknown)
 
 
-def _one(user: int, k: int, explain: bool, diversity: float, as_json: bool) -> None:
-    from rich.table import Table
-
+def _one(
+    user: int, k: int, explain: bool, diversity: float, as_json: bool, allow_unknown: bool
+) -> None:
     from bookrec.errors import NotFound
     from bookrec.serving.service import ListRequest, ReaderRef
 
@@ -79,6 +84,12 @@ def _one(user: int, k: int, explain: bool, diversity: float, as_json: bool) -> N
         try:
             answer = recommendations.answer(request, ReaderRef(external_id=user))
         except NotFound:
+            if not allow_unknown:
+                fail(
+                    f"user {user} is not in the data: check the id (ratings.csv user_id), or "
+                    "pass --allow-unknown for the list a new reader gets",
+                    field="user",
+                )
             console.print(f"user {user} is not known: showing the cold-start list", highlight=False)
             answer = recommendations.answer(request)
         algo = recommendations.model().algo
@@ -96,13 +107,23 @@ def _one(user: int, k: int, explain: bool, diversity: float, as_json: bool) -> N
             json.dumps({"user_id": user, "model_version": answer.model_version, "items": rows})
         )
         return
-    table = Table(title=f"user {user} — model {answer.model_version} ({algo})")
-    for column in ("rank", "book_id", "title", "authors", "score", *(["reasons"] * explain)):
-        table.add_column(column)
-    for rank, item in enumerate(items, start=1):
-        cells = [str(rank), str(item.book_id), item.title, item.authors, str(item.score)]
-        table.add_row(*cells, *(["; ".join(item.reasons or [])] * explain))
-    out.print(table)
+    table = [
+        [
+            str(rank),
+            str(item.book_id),
+            item.title,
+            item.authors,
+            f"{item.score:.4f}",
+            *(["; ".join(item.reasons or [])] * explain),
+        ]
+        for rank, item in enumerate(items, start=1)
+    ]
+    print_table(
+        ["rank", "book_id", "title", "authors", "score", *(["reasons"] * explain)],
+        table,
+        title=f"user {user} — model {answer.model_version} ({algo})",
+        right_from=len(table[0]) if table else 0,  # left-aligned, as a list reads
+    )
 
 
 def _batch(users_csv: Path, out_path: Path, k: int) -> None:
@@ -126,7 +147,8 @@ def _batch(users_csv: Path, out_path: Path, k: int) -> None:
     found = book_ids >= 0
     ranks = np.broadcast_to(np.arange(1, book_ids.shape[1] + 1), book_ids.shape)
     out_user = np.broadcast_to(user_ids[:, None], book_ids.shape)[found]
-    out_book, out_rank, out_score = book_ids[found], ranks[found], scores[found]
+    out_book, out_rank = book_ids[found], ranks[found]
+    out_score = np.round(scores[found].astype(np.float64), SCORE_DECIMALS)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = out_path.with_name(out_path.name + ".tmp")
     with temporary.open("wb") as handle:

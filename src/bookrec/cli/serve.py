@@ -7,15 +7,17 @@ training never takes the API down; the worker is stopped when serve exits.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 from types import FrameType
 
 import typer
 
-from bookrec.cli.common import console, settings
+from bookrec.cli.common import console, engine, fail, settings, user_errors
 
 #: How long the embedded worker gets to stop (and interrupt a running job) before it is killed.
 WORKER_STOP_SECONDS = 15
@@ -47,6 +49,20 @@ def stop_embedded_worker(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def require_free_port(host: str, port: int) -> None:
+    """Fail at once, before anything loads, when `host:port` cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(f"port {port} is in use on {host}; set --port or BOOKREC_PORT")
+            fail(f"cannot listen on {host}:{port}: {exc.strerror}; set --host or BOOKREC_HOST")
+
+
+@user_errors
 def serve(
     host: str = typer.Option(None, help="Bind address (default BOOKREC_HOST or 127.0.0.1)"),
     port: int = typer.Option(None, min=1, max=65535, help="Port (default BOOKREC_PORT or 8000)"),
@@ -58,6 +74,9 @@ def serve(
     import uvicorn
 
     config = settings()
+    host, port = host or config.host, port or config.port
+    require_free_port(host, port)
+    engine(config).dispose()  # the database is reachable and initialised
     job_worker = None
     if config.redis_url is None and config.embedded_worker:
         job_worker = start_embedded_worker()
@@ -68,8 +87,8 @@ def serve(
         uvicorn.run(
             "bookrec.api.server:served_app",
             factory=True,
-            host=host or config.host,
-            port=port or config.port,
+            host=host,
+            port=port,
             workers=workers or config.workers,
             loop="uvloop",
             http="httptools",

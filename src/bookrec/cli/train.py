@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from bookrec.cli.common import (
     console,
     database,
     engine,
     fail,
-    interactive,
     out,
     settings,
+    stage_progress,
     user_errors,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -56,35 +50,6 @@ def extra_params(arguments: list[str]) -> list[str]:
         pairs.append(f"{name.replace('-', '_')}={value}")
         index += 1
     return pairs
-
-
-@contextmanager
-def stage_progress() -> Iterator[Callable[[str, float], None]]:
-    """A `progress(stage, percent)` callback: a rich bar on a terminal, a line per stage else."""
-    if not interactive():
-        seen: set[str] = set()
-
-        def plain(stage: str, _percent: float) -> None:
-            if stage not in seen:
-                seen.add(stage)
-                console.print(f"{stage}…", highlight=False)
-
-        yield plain
-        return
-    with Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("training", total=100)
-
-        def update(stage: str, percent: float) -> None:
-            bar.update(task, description=stage, completed=percent)
-
-        yield update
 
 
 @user_errors
@@ -125,7 +90,7 @@ def train(
         return
     params = parse_params([*param, *extra_params(context.args)])
     db = engine(config)
-    with stage_progress() as progress:
+    with stage_progress("training") as progress:
         # recorded as a job run here (trigger cli): a killed command is later marked failed
         result = run_inline(
             db,

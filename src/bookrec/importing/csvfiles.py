@@ -24,6 +24,7 @@ from bookrec.errors import ImportFailed
 
 BLOCK_BYTES = 16 << 20
 
+_SHORT_ISBN10 = re.compile(r"\d{6,8}[\dXx]|\d{5,8}")  # 7 to 9 characters: leading zeros lost
 _SERIES_RE = re.compile(r"\(([^()]+?),?\s*#[\d.\-–]+\)\s*$")
 
 
@@ -80,11 +81,36 @@ def _float(text: str) -> float:
     return value
 
 
-def _isbn(text: str) -> str:
-    # goodbooks stores isbn13 as a float ('9.78043902348e+12'); keep what is there as text
+def _isbn_text(text: str) -> str:
     if len(text) > 32:
         raise ValueError("longer than 32 characters")
+    return text.strip()
+
+
+def _isbn10(text: str) -> str:
+    """An ISBN-10 as text; one that lost its leading zeros to a number column gets them back
+    ('439023483' -> '0439023483')."""
+    text = _isbn_text(text)
+    if _SHORT_ISBN10.fullmatch(text):
+        return text.zfill(10)
     return text
+
+
+def _isbn13(text: str) -> str:
+    """An ISBN-13 as text. A spreadsheet's float ('9.78043902348e+12', goodbooks' own form)
+    keeps the first 12 digits; the 13th is the check digit, so it is computed back."""
+    text = _isbn_text(text)
+    if "e" not in text.lower():
+        return text
+    try:
+        digits = str(int(float(text)))
+    except (ValueError, OverflowError):
+        return text
+    if len(digits) != 13:
+        return text
+    head = digits[:12]
+    weighted = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(head))
+    return head + str((10 - weighted % 10) % 10)
 
 
 def _short_text(limit: int) -> Callable[[str], str]:
@@ -117,8 +143,8 @@ BOOK_COLUMNS = [
     Column("best_book_id", _positive_int),
     Column("work_id", _positive_int),
     Column("books_count", _non_negative_int),
-    Column("isbn", _isbn),
-    Column("isbn13", _isbn),
+    Column("isbn", _isbn10),
+    Column("isbn13", _isbn13),
     Column("original_publication_year", _year),
     Column("original_title", _short_text(2000)),
     Column("language_code", _short_text(16)),

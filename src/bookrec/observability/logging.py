@@ -1,4 +1,4 @@
-"""structlog setup: JSON lines in production, readable lines in development.
+"""structlog setup: readable lines on a terminal, JSON lines otherwise (or as asked).
 
 Every line logged while a request is handled carries its `request_id` (bound through
 contextvars by the request-id middleware).
@@ -12,9 +12,12 @@ import sys
 import structlog
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Route structlog and standard logging to stderr as JSON lines (`fmt="json"`) or
-    readable lines (`"console"`)."""
+    readable lines (`"console"`); `"auto"` is readable when stderr is a terminal, else JSON
+    (what a log collector reads)."""
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -48,3 +51,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic announces each of its plugins at INFO on every import
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -57,6 +58,16 @@ UnixSeconds = Annotated[
 ]
 
 
+def _from_unix_seconds(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    return value
+
+
+#: A stored Unix time shown as ISO 8601 UTC ('2026-11-26T12:00:00Z'), as every time in JSON is.
+StoredTime = Annotated[datetime, BeforeValidator(_from_unix_seconds)]
+
+
 def _scalar(value: object) -> Scalar:
     """A context value: a string, a finite number, a boolean or null (never a list or object)."""
     if value is None or isinstance(value, str | int | bool):
@@ -88,7 +99,7 @@ class RatingOut(BaseModel):
     title: str
     authors: str = Field(description="Authors as the data set lists them, comma-separated")
     rating: int = Field(ge=1, le=5)
-    rated_at: int | None = Field(description="Unix seconds (UTC); unknown for some imports")
+    rated_at: StoredTime | None = Field(description="ISO 8601, UTC; unknown for some imports")
 
 
 class ShelfItemOut(BaseModel):
@@ -97,7 +108,7 @@ class ShelfItemOut(BaseModel):
     book_id: BookIdField
     title: str
     authors: str = Field(description="Authors as the data set lists them, comma-separated")
-    added_at: int | None = Field(description="Unix seconds (UTC); unknown for some imports")
+    added_at: StoredTime | None = Field(description="ISO 8601, UTC; unknown for some imports")
 
 
 class EventIn(BaseModel):

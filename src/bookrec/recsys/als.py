@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from bookrec.recsys.artifacts import read_artifact, write_artifact
-from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.base import ScoringRecommender, citable
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
 
 PARALLEL_ROWS = 64  # fold-in batches this large use every core
@@ -202,9 +202,10 @@ class AlsRecommender(ScoringRecommender):
         row = self.confidence(self.history_row(history))
         items, weights = row.indices, row.data
         contribution = (self._unit_items[items] @ self._unit_items[index]) * weights
-        contribution[items == index] = 0
         positions = catalog.items.index(history.book_ids).tolist()
         rated = dict(zip(positions, np.asarray(history.ratings).tolist(), strict=True))
+        contribution[items == index] = 0
+        contribution[~citable(np.asarray([rated[int(item)] for item in items]))] = 0
         reasons = []
         for j in np.lexsort((items, -contribution))[:3]:
             if contribution[j] <= 0:

@@ -11,6 +11,16 @@ import scipy.sparse as sp
 
 from bookrec.recsys.data import Catalog, Filters, Interactions, ReaderHistory
 
+#: The lowest rating a reason may cite ("because you rated X 4★"): a reason to read more
+#: is something the reader liked, never a mediocre rating. 0 marks a read without a rating.
+REASON_MIN_RATING = 4.0
+
+
+def citable(ratings: np.ndarray) -> np.ndarray:
+    """Which history ratings a reason may name: liked ones, and reads without a rating."""
+    ratings = np.asarray(ratings)
+    return (ratings >= REASON_MIN_RATING) | (ratings <= 0)
+
 
 @dataclass(frozen=True)
 class Recommendation:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -106,6 +107,13 @@ class Catalog:
     tag_vocab_ids: np.ndarray | None = None  # sorted tag ids used by the catalog
     tag_vocab_names: np.ndarray | None = None  # their names, aligned
 
+    @cached_property
+    def language_family(self) -> np.ndarray:
+        """Each item's language reduced to its family ('en-US', 'eng' -> 'en'), for filters."""
+        from bookrec.recsys.languages import families
+
+        return families(self.language)
+
     def title_of(self, index: int) -> str:
         """A book's title by item index, or its id when the catalog carries no titles."""
         if self.title is None:
@@ -200,7 +208,7 @@ class Filters:
     """What a list may contain: tags (any of), language, year range, authors to leave out."""
 
     tags: tuple[int, ...] = ()
-    language: str | None = None
+    language: str | None = None  # any spelling of the language: 'en', 'eng' and 'en-GB' match alike
     year_min: int | None = None
     year_max: int | None = None
     exclude_authors: tuple[int, ...] = ()
@@ -218,7 +226,9 @@ class Filters:
         """Boolean mask over the catalog's items that pass every filter."""
         mask = np.ones(len(catalog.items), dtype=bool)
         if self.language:
-            mask &= catalog.language == self.language
+            from bookrec.recsys.languages import family
+
+            mask &= catalog.language_family == family(self.language)
         if self.year_min is not None:
             mask &= catalog.year >= self.year_min  # NaN compares False: unknown years drop out
         if self.year_max is not None:

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.linalg import lapack
 
 from bookrec.recsys.artifacts import ArtifactError, read_artifact, write_artifact
-from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.base import ScoringRecommender, citable
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
 
 Weighting = Literal["binary", "rating"]
@@ -393,8 +393,9 @@ def because(
     suffix: str = "",
     limit: int = 3,
 ) -> list[str]:
-    """Sentences naming the history books that add most (and positively) to target's score."""
-    useful = (contributions > 0) & (index != target)
+    """Sentences naming the liked history books that add most (and positively) to target's
+    score."""
+    useful = (contributions > 0) & (index != target) & citable(ratings)
     index, ratings, contributions = index[useful], ratings[useful], contributions[useful]
     order = np.lexsort((index, -contributions))[:limit]
     return [reason(catalog.title_of(int(index[i])), float(ratings[i])) + suffix for i in order]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -280,13 +280,16 @@ def evaluate(
     relevance_threshold: float = 4.0,
     fit: bool = True,
     item_vectors: sp.spmatrix | np.ndarray | None = None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> EvaluationResult:
     """Fit (unless `fit=False`: models come fitted on `train`), rank and score every model.
 
     Readers evaluated: those with at least one test rating >= `relevance_threshold`. Each gets
     a top-`k` list excluding their training books. `item_vectors` (one row per catalog item)
     drive intra-list diversity; by default the item columns of the binary train matrix.
+    `progress(stage, percent)` hears of each model's fit and ranking.
     """
+    report = progress or (lambda _stage, _percent: None)
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     n_items = len(catalog.items)
@@ -318,13 +321,15 @@ def evaluate(
     recommendations: dict[str, np.ndarray] = {}
     fit_seconds: dict[str, float | None] = {}
     recommend_seconds: dict[str, float] = {}
-    for name, model in models.items():
+    for number, (name, model) in enumerate(models.items()):
         fit_seconds[name] = None
         if fit:
+            report(f"fitting {name}", 100 * number / len(models))
             start = time.perf_counter()
             model.fit(train, catalog)
             fit_seconds[name] = time.perf_counter() - start
         _check_catalog(name, model, catalog)
+        report(f"ranking {name}", 100 * (number + 0.5) / len(models))
         start = time.perf_counter()
         ranked = _rank(model, readers, catalog, k)
         recommend_seconds[name] = time.perf_counter() - start

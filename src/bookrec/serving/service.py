@@ -58,6 +58,7 @@ class FilterRequest:
     exclude_authors: tuple[str, ...] = ()
 
     def check(self) -> None:
+        catalog.language_filter(self.language)
         if (
             self.year_min is not None
             and self.year_max is not None
@@ -74,11 +75,15 @@ class FilterRequest:
             return None
         return Filters(
             tags=tuple(catalog.tag_ids_named(session, self.tags)) if self.tags else (),
-            language=self.language,
+            language=catalog.language_filter(self.language),
             year_min=self.year_min,
             year_max=self.year_max,
             exclude_authors=tuple(catalog.author_ids_named(session, self.exclude_authors)),
         )
+
+
+#: The longest list one request may ask for (API and CLI alike).
+MAX_K = 100
 
 
 @dataclass(frozen=True)
