@@ -90,6 +90,29 @@ class Settings(BaseSettings):
         validation_alias="BOOKREC_CACHE_SIZE",
         description="lists kept per worker (0 disables the in-process cache)",
     )
+    event_quota_per_reader: int = Field(
+        10_000,
+        ge=100,
+        le=10_000_000,
+        validation_alias="BOOKREC_EVENT_QUOTA",
+        description="events kept per reader at most; a batch beyond it is refused (429)",
+    )
+    event_retention_days: int = Field(
+        90,
+        ge=8,
+        le=3650,
+        validation_alias="BOOKREC_EVENT_RETENTION_DAYS",
+        description="events older than this are deleted (at the reader's next events and at"
+        " every training)",
+    )
+    model_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        validation_alias="BOOKREC_MODEL_RETENTION_DAYS",
+        description="model versions older than this that are not active lose their artifacts"
+        " (pruned at every training); rollback reaches back this far",
+    )
     cache_ttl_seconds: float = Field(
         300.0,
         ge=0,
@@ -110,12 +133,30 @@ class Settings(BaseSettings):
     # Hardening (issue 6): rate limits in `limits` notation ("10/minute", "100 per hour").
     rate_limit_login_ip: str = Field("10/minute", validation_alias="BOOKREC_RATE_LIMIT_LOGIN_IP")
     rate_limit_login_email: str = Field(
-        "5/minute", validation_alias="BOOKREC_RATE_LIMIT_LOGIN_EMAIL"
+        "5/minute",
+        validation_alias="BOOKREC_RATE_LIMIT_LOGIN_EMAIL",
+        description="login attempts per account from one address (a hard limit)",
+    )
+    rate_limit_login_account: str = Field(
+        "50/hour",
+        validation_alias="BOOKREC_RATE_LIMIT_LOGIN_ACCOUNT",
+        description="failed logins per account from all addresses, counted only for devices"
+        " that never logged in to it: a device that did (its cookie) is never held back",
     )
     rate_limit_register_ip: str = Field(
         "5/minute", validation_alias="BOOKREC_RATE_LIMIT_REGISTER_IP"
     )
-    rate_limit_general: str = Field("600/minute", validation_alias="BOOKREC_RATE_LIMIT_GENERAL")
+    rate_limit_general: str = Field(
+        "600/minute",
+        validation_alias="BOOKREC_RATE_LIMIT_GENERAL",
+        description="requests per logged-in account, or per address without a token",
+    )
+    rate_limit_general_address: str = Field(
+        "1800/minute",
+        validation_alias="BOOKREC_RATE_LIMIT_GENERAL_ADDRESS",
+        description="requests per address whatever the account (many accounts from one"
+        " address share it)",
+    )
     api_key_cache_seconds: float = Field(
         10.0,
         ge=0,
@@ -174,8 +215,10 @@ class Settings(BaseSettings):
     @field_validator(
         "rate_limit_login_ip",
         "rate_limit_login_email",
+        "rate_limit_login_account",
         "rate_limit_register_ip",
         "rate_limit_general",
+        "rate_limit_general_address",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

@@ -20,7 +20,10 @@ class User(Base):
     """An account that logs in; every account has its own reader row."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('reader', 'admin')", name="user_role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('reader', 'admin')", name="user_role"),
+        {"sqlite_autoincrement": True},  # an erased account's id never names a newcomer
+    )
 
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)

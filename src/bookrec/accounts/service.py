@@ -24,7 +24,7 @@ from bookrec.accounts.audit import Origin
 from bookrec.accounts.models import User
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
-from bookrec.errors import Conflict, InvalidInput, Unauthorized
+from bookrec.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from bookrec.readers.models import Reader
 
 ROLES = ("reader", "admin")
@@ -178,6 +178,25 @@ def refresh(
         tokens.revoke_family(session, rotation.family_id, now)
         raise Unauthorized("this account cannot log in", keep_changes=True)
     return _issue(auth, user, rotation.family_id, rotation.refresh_token, now)
+
+
+def confirm_password(
+    session: Session, auth: Authenticator, user: User, password: str, origin: Origin | None = None
+) -> None:
+    """Refuse (403, audited) unless `password` is the account's: asked again before an
+    operation that cannot be undone, so a stolen access token alone cannot do it."""
+    if passwords.verify_password(auth.hasher, user.password_hash, password).ok:
+        return
+    audit.record(
+        session,
+        "auth.confirm_failed",
+        origin=origin,
+        actor_user_id=user.user_id,
+        target=f"user:{user.user_id}",
+    )
+    raise Forbidden(
+        "the password is not right: this needs your password", keep_changes=True, field="password"
+    )
 
 
 def logout(session: Session, caller: Authenticated, origin: Origin | None = None) -> None:

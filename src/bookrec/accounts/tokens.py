@@ -9,6 +9,7 @@ Access tokens carry the family as `sid`, so ending a family also ends its access
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from bookrec.errors import Unauthorized
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti", "sub", "role", "sid"]
+MAX_USER_ID = 2**31 - 1  # ids are 32-bit integers: a larger `sub` names no account
+#: How long a device that logged in stays recognised for its account (see `issue_device_token`).
+DEVICE_TTL = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,11 @@ def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
             issuer=config.issuer,
             options={"require": REQUIRED_CLAIMS},
         )
+        user_id = int(claims["sub"])
+        if not 1 <= user_id <= MAX_USER_ID:
+            raise ValueError("sub out of range")
         return AccessClaims(
-            user_id=int(claims["sub"]),
+            user_id=user_id,
             role=str(claims["role"]),
             session_id=str(claims["sid"]),
             token_id=str(claims["jti"]),
@@ -92,6 +99,45 @@ def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
         raise _invalid("the access token has expired: refresh it or log in again") from exc
     except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
         raise _invalid("the access token is not valid") from exc
+
+
+def _device_subject(email: str) -> str:
+    return hashlib.sha256(email.encode("utf-8")).hexdigest()[:32]
+
+
+def issue_device_token(config: TokenConfig, email: str, now: datetime) -> str:
+    """A signed note that this device logged in to the account of `email` (normalised).
+
+    Sent back as a cookie, it lets the device past the per-account limit on failed logins
+    that strangers' wrong passwords use up, so nobody can lock the owner out.
+    """
+    claims = {
+        "iss": config.issuer,
+        "aud": f"{config.audience}:device",
+        "sub": _device_subject(email),
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + DEVICE_TTL,
+    }
+    return jwt.encode(claims, config.secret_key, algorithm=ALGORITHM)
+
+
+def device_knows(config: TokenConfig, token: str | None, email: str) -> bool:
+    """Whether `token` is a valid device note for the account of `email` (normalised)."""
+    if not token or len(token) > 1024:
+        return False
+    try:
+        claims = jwt.decode(
+            token,
+            config.secret_key,
+            algorithms=[ALGORITHM],
+            audience=f"{config.audience}:device",
+            issuer=config.issuer,
+            options={"require": ["iss", "aud", "exp", "sub"]},
+        )
+    except jwt.InvalidTokenError:
+        return False
+    return hmac.compare_digest(str(claims["sub"]), _device_subject(email))
 
 
 def hash_refresh_token(raw: str) -> str:

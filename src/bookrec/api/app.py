@@ -81,7 +81,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outermost: request ids and security headers reach every answer, 413 and CORS ones too
     app.add_middleware(
         RequestContextMiddleware,
-        no_store_prefixes=(f"{API_PREFIX}/auth", f"{API_PREFIX}/me"),
+        # tokens, personal data, personal lists and admin answers (API keys) are never cached
+        no_store_prefixes=(
+            f"{API_PREFIX}/auth",
+            f"{API_PREFIX}/me",
+            f"{API_PREFIX}/admin",
+            f"{API_PREFIX}/recommendations/me",
+            f"{API_PREFIX}/recommendations/users",
+            f"{API_PREFIX}/recommendations/batch",
+        ),
     )
     app.include_router(health.router)
     # routes are matched in order: the busiest (lists, books) first

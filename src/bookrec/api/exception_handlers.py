@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bookrec.api.headers import HSTS_HEADER, NO_STORE_HEADER, SECURITY_HEADERS
 from bookrec.errors import BookrecError, TooManyRequests, Unauthorized
 
 PROBLEM_JSON = "application/problem+json"
@@ -93,13 +94,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
-    return problem(
+    response = problem(
         request,
         500,
         "Internal error",
         "the server failed to handle this request; quote the request id when reporting it",
         "internal",
     )
+    # sent by the outermost middleware, past the one that adds these to every other answer
+    for name, value in (*SECURITY_HEADERS, NO_STORE_HEADER):
+        response.headers[name.decode()] = value.decode()
+    if request.url.scheme == "https":
+        response.headers[HSTS_HEADER[0].decode()] = HSTS_HEADER[1].decode()
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        response.headers["x-request-id"] = request_id
+    return response
 
 
 def install(app: FastAPI) -> None:

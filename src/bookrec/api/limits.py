@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import suppress
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -10,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from bookrec.accounts.service import normalise_email
 from bookrec.accounts.tokens import decode_access_token
 from bookrec.api.deps import StateDep, state_of
-from bookrec.errors import BookrecError
+from bookrec.api.ratelimit import RateLimiter
+from bookrec.errors import BookrecError, TooManyRequests
 
 
 def _client_ip(request: Request) -> str:
@@ -36,11 +38,21 @@ async def general_limit(request: Request) -> None:
             identity = f"user:{decode_access_token(state.auth.tokens, token.strip()).user_id}"
         except BookrecError:
             identity = None
-    who = identity or f"ip:{_client_ip(request)}"
+    address = f"ip:{_client_ip(request)}"
     if limiter.may_block:
-        await run_in_threadpool(limiter.hit, limiter.limits.general, "general", who)
+        await run_in_threadpool(_count_general, limiter, identity, address)
     else:
-        limiter.hit(limiter.limits.general, "general", who)
+        _count_general(limiter, identity, address)
+
+
+def _count_general(limiter: RateLimiter, identity: str | None, address: str) -> None:
+    """The caller's own allowance, and their address's (shared by every account on it)."""
+    limits = limiter.limits
+    if identity is not None:
+        limiter.hit(limits.general, "general", identity)
+        limiter.hit(limits.general_address, "general-address", address)
+    else:
+        limiter.hit(limits.general, "general", address)
 
 
 def login_ip_limit(request: Request, state: StateDep) -> None:
@@ -53,8 +65,27 @@ def register_ip_limit(request: Request, state: StateDep) -> None:
     limiter.hit(limiter.limits.register_ip, "register-ip", _client_ip(request))
 
 
-def login_email_limit(state: StateDep, email: str) -> None:
-    """Count a login attempt for this account, whether or not the account exists."""
+def _account_key(email: str) -> str:
+    return hashlib.sha256(normalise_email(email).encode()).hexdigest()[:32]
+
+
+def login_email_limit(request: Request, state: StateDep, email: str) -> None:
+    """Count a login attempt for this account from this address (whether or not the account
+    exists): a hard limit, which a stranger's attempts from elsewhere never touch."""
     limiter = state.rate_limiter
-    digest = hashlib.sha256(normalise_email(email).encode()).hexdigest()[:32]
-    limiter.hit(limiter.limits.login_email, "login-email", digest)
+    who = f"{_account_key(email)}:{_client_ip(request)}"
+    limiter.hit(limiter.limits.login_email, "login-email", who)
+
+
+def check_login_account_limit(state: StateDep, email: str) -> None:
+    """Refuse an unrecognised device once the account's failed logins are used up."""
+    limiter = state.rate_limiter
+    limiter.check(limiter.limits.login_account, "login-account", _account_key(email))
+
+
+def count_login_failure(state: StateDep, email: str) -> None:
+    """One more failed login on this account from an unrecognised device."""
+    limiter = state.rate_limiter
+    # this failure is answered as a failure (401); the next attempt meets the limit
+    with suppress(TooManyRequests):
+        limiter.hit(limiter.limits.login_account, "login-account", _account_key(email))

@@ -13,24 +13,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookrec.api.exception_handlers import problem
+from bookrec.api.headers import HSTS_HEADER, NO_STORE_HEADER, SECURITY_HEADERS
 
 log = structlog.get_logger("bookrec.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline' "
-        b"https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-        b"frame-ancestors 'none'",
-    ),
-]
-#: Only over TLS (RFC 6797 §7.2); behind a proxy uvicorn's proxy_headers sets the scheme.
-HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
-NO_STORE_HEADER = (b"cache-control", b"no-store")
 
 
 _ID_PREFIX = secrets.token_hex(10)  # per process: ids from different workers never collide

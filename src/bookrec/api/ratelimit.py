@@ -30,17 +30,21 @@ class Limits:
     """The configured limits, parsed once."""
 
     login_ip: RateLimitItem
-    login_email: RateLimitItem
+    login_email: RateLimitItem  # per (account, address)
+    login_account: RateLimitItem  # failures per account from devices it never logged in on
     register_ip: RateLimitItem
-    general: RateLimitItem
+    general: RateLimitItem  # per account, or per address without a token
+    general_address: RateLimitItem
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
         return cls(
             login_ip=parse(settings.rate_limit_login_ip),
             login_email=parse(settings.rate_limit_login_email),
+            login_account=parse(settings.rate_limit_login_account),
             register_ip=parse(settings.rate_limit_register_ip),
             general=parse(settings.rate_limit_general),
+            general_address=parse(settings.rate_limit_general_address),
         )
 
 
@@ -92,10 +96,17 @@ class RateLimiter:
 
     def hit(self, item: RateLimitItem, scope: str, identity: str) -> None:
         """Count one hit; raise TooManyRequests (with the seconds to wait) over the limit."""
+        self._apply(item, scope, identity, count=True)
+
+    def check(self, item: RateLimitItem, scope: str, identity: str) -> None:
+        """Raise TooManyRequests if the limit is used up, without counting a hit."""
+        self._apply(item, scope, identity, count=False)
+
+    def _apply(self, item: RateLimitItem, scope: str, identity: str, *, count: bool) -> None:
         redis = self._redis
         if redis is not None and not self.fallback.down:
             try:
-                allowed = redis.hit(item, scope, identity)
+                allowed = (redis.hit if count else redis.test)(item, scope, identity)
                 retry_at = None if allowed else redis.get_window_stats(item, scope, identity)[0]
             except (StorageError, OSError) as exc:
                 self.fallback.failed(exc)
@@ -103,8 +114,9 @@ class RateLimiter:
                 self.fallback.succeeded()
                 self._raise_if_limited(item, retry_at)
                 return
-        allowed = self._memory.hit(item, scope, identity)
-        retry_at = None if allowed else self._memory.get_window_stats(item, scope, identity)[0]
+        memory = self._memory
+        allowed = (memory.hit if count else memory.test)(item, scope, identity)
+        retry_at = None if allowed else memory.get_window_stats(item, scope, identity)[0]
         self._raise_if_limited(item, retry_at)
 
     @staticmethod

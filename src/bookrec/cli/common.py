@@ -76,7 +76,7 @@ def engine(config: Settings | None = None, *, initialised: bool = True) -> Engin
     config = config or settings()
     if initialised:
         _require_sqlite_file(config.sqlalchemy_url)
-    db = make_engine(config.sqlalchemy_url, hide_parameters=True)
+    db = make_engine(config.sqlalchemy_url)
     if initialised:
         try:
             _require_schema(db)

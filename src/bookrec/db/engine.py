@@ -22,7 +22,12 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine with the per-backend settings bookrec relies on."""
+    """Create an engine with the per-backend settings bookrec relies on.
+
+    SQL parameters are kept out of logs and error messages (they carry emails, addresses,
+    password hashes) unless `hide_parameters=False` is passed.
+    """
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -39,7 +39,7 @@ def run_job_process(settings: Settings, job_id: int) -> None:
     """Entry point of a job's child process: run the claimed job, exit 1 if it failed."""
     configure_logging(settings.log_level, settings.log_format)
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    engine = make_engine(settings.sqlalchemy_url, hide_parameters=True)
+    engine = make_engine(settings.sqlalchemy_url)
     try:
         with unit_of_work(engine) as session:
             repository.set_worker(session, job_id, service.worker_name())
@@ -82,7 +82,7 @@ class EmbeddedWorker:
 
     def run(self) -> None:
         """Loop until stopped (SIGTERM/SIGINT or `stop()`); a running job is then interrupted."""
-        engine = make_engine(self.settings.sqlalchemy_url, hide_parameters=True)
+        engine = make_engine(self.settings.sqlalchemy_url)
         log.info(
             "embedded worker started",
             schedule=self.settings.train_schedule or None,

@@ -89,7 +89,7 @@ def make_celery(settings: Settings) -> Celery:
     @app.task(name=TRAIN_TASK, shared=False)
     def train_job(job_id: int) -> None:
         """Claim the job and run it; a job already claimed or finished is left alone."""
-        engine = make_engine(settings.sqlalchemy_url, hide_parameters=True)
+        engine = make_engine(settings.sqlalchemy_url)
         try:
             if not runner.claim(engine, int(job_id)):
                 log.info("training job not queued any more: skipped", job_id=job_id)
@@ -104,7 +104,7 @@ def make_celery(settings: Settings) -> Celery:
     @app.task(name=SCHEDULED_TRAIN_TASK, shared=False)
     def scheduled_train() -> None:
         """Queue and send a scheduled retrain, unless no new data arrived."""
-        engine = make_engine(settings.sqlalchemy_url, hide_parameters=True)
+        engine = make_engine(settings.sqlalchemy_url)
         try:
             service.reap(engine, settings.job_lease_seconds)
             job_id = enqueue_scheduled(engine, settings)
@@ -116,7 +116,7 @@ def make_celery(settings: Settings) -> Celery:
     @app.task(name=REAP_TASK, shared=False)
     def reap_jobs() -> None:
         """Mark failed the running jobs whose worker stopped beating."""
-        engine = make_engine(settings.sqlalchemy_url, hide_parameters=True)
+        engine = make_engine(settings.sqlalchemy_url)
         try:
             service.reap(engine, settings.job_lease_seconds)
         finally:

@@ -31,7 +31,8 @@ class ModelVersionRow(Base):
     __tablename__ = "model_versions"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('candidate', 'active', 'retired', 'refused')", name="model_status"
+            "status IN ('candidate', 'active', 'retired', 'refused', 'pruned')",
+            name="model_status",
         ),
         Index(
             "uq_model_versions_one_active",

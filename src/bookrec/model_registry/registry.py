@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +83,27 @@ class ModelRegistry:
 
     def serving_candidates(self, session: Session) -> list[ModelVersion]:
         """Versions that may serve, in the order to try them: the active one, then the rest
-        (retired or candidate) newest first; never a refused one."""
+        (retired or candidate) newest first; never a refused or pruned one."""
         rows = session.scalars(
             select(ModelVersionRow)
-            .where(ModelVersionRow.status != "refused")
+            .where(ModelVersionRow.status.not_in(("refused", "pruned")))
             .order_by(ModelVersionRow.version.desc())
         ).all()
         ordered = sorted(rows, key=lambda row: row.status != "active")  # stable
         return [self._version(row) for row in ordered]
+
+    def rehash(self, session: Session, number: int, under: str) -> None:
+        """Record the sha256 of the files under `under` (e.g. "lists") of version `number`
+        again, after bookrec itself rewrote them (an erasure wiping a reader's list)."""
+        row = self._row(session, number, lock=True)
+        prefix = f"{under}/"
+        kept = {
+            path: digest
+            for path, digest in (row.checksums or {}).items()
+            if not path.startswith(prefix)
+        }
+        fresh = files.checksums(self.root / str(number) / under)
+        row.checksums = {**kept, **{prefix + path: digest for path, digest in fresh.items()}}
 
     def verify(self, version: ModelVersion) -> None:
         """Every recorded artifact file exists and matches its sha256 (ArtifactError if not)."""
@@ -154,6 +168,8 @@ class ModelRegistry:
         """
         serialise(session, table_of(ModelVersionRow))
         row = self._row(session, number)
+        if row.status == "pruned":
+            raise Conflict(f"model version {number} cannot be activated: {row.status_reason}")
         try:
             files.verify(self.root / str(number), dict(row.checksums or {}))
         except ArtifactError as exc:
@@ -183,7 +199,7 @@ class ModelRegistry:
         while stack:
             number = stack.pop()
             row = session.get(ModelVersionRow, number)
-            if row is None or row.status == "refused" or number == current.version:
+            if row is None or row.status in ("refused", "pruned") or number == current.version:
                 continue
             self._switch(session, row, "rollback", actor, current)
             log.info("model_rolled_back", version=number, actor=actor)
@@ -307,6 +323,27 @@ class ModelRegistry:
     def discard(self, staging: Path) -> None:
         """Remove a staging directory (a failed or abandoned training)."""
         shutil.rmtree(files.check_staging(self.root, staging), ignore_errors=True)
+
+    def prune(self, session: Session, retention_days: int) -> list[int]:
+        """Delete the artifacts of every version older than `retention_days` that is not
+        active (retired, candidate or refused): the rows stay, marked pruned, and the files
+        go once the unit of work commits. Returns the pruned version numbers."""
+        cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+        rows = session.scalars(
+            select(ModelVersionRow).where(
+                ModelVersionRow.status.in_(("candidate", "retired", "refused")),
+                ModelVersionRow.created_at < cutoff,
+            )
+        ).all()
+        for row in rows:
+            row.status = "pruned"
+            row.status_reason = (
+                f"artifacts deleted after {retention_days} days (BOOKREC_MODEL_RETENTION_DAYS)"
+            )
+            row.checksums = {}
+            after_commit(session, partial(shutil.rmtree, self.root / str(row.version), True))
+            log.info("model_pruned", version=row.version)
+        return [row.version for row in rows]
 
     def sweep(self, session: Session, older_than: float = files.STALE_SECONDS) -> list[Path]:
         """Remove staging directories and unregistered version directories older than

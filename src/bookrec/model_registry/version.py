@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 from bookrec.errors import NotFound
 from bookrec.model_registry.models import ModelVersionRow
 
-VersionStatus = Literal["candidate", "active", "retired", "refused"]
+VersionStatus = Literal["candidate", "active", "retired", "refused", "pruned"]
 _NUMBER = re.compile(r"^[1-9]\d{0,9}$")
 
 

@@ -48,6 +48,7 @@ def fresh_activity_version() -> int:
 
 class Reader(Base):
     __tablename__ = "readers"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused (erasure)
 
     reader_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     insert,
     literal,
     select,
@@ -322,6 +323,22 @@ def shelf_page(
         .order_by(ShelfItem.added_at.desc().nulls_last(), ShelfItem.book_id.desc())
     )
     return page_of_rows(connection, query, offset, limit)
+
+
+def count_events(connection: Connection, reader_id: int) -> int:
+    """How many events the reader holds."""
+    counted = connection.execute(
+        select(func.count()).select_from(events_table).where(events_table.c.reader_id == reader_id)
+    ).scalar_one()
+    return int(counted)
+
+
+def delete_events_before(connection: Connection, cutoff: int, reader_id: int | None = None) -> int:
+    """Delete events that happened before `cutoff` (Unix seconds), of one reader or all."""
+    statement = delete(events_table).where(events_table.c.occurred_at < cutoff)
+    if reader_id is not None:
+        statement = statement.where(events_table.c.reader_id == reader_id)
+    return connection.execute(statement).rowcount or 0
 
 
 def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bookrec.catalog.models import Book
 from bookrec.catalog.service import books_by_id
-from bookrec.errors import Conflict, InvalidInput, NotFound
+from bookrec.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from bookrec.readers import repository
 from bookrec.readers.schemas import EventIn, RatingOut, ShelfItemOut
 
@@ -117,11 +118,26 @@ def _event_error(
     return None
 
 
-def record_events(session: Session, reader_id: int, events: Sequence[EventIn]) -> int:
+@dataclass(frozen=True)
+class EventLimits:
+    """How many events a reader may hold and how long any is kept."""
+
+    quota: int
+    retention_days: int
+
+    @property
+    def retention_seconds(self) -> int:
+        return self.retention_days * 86400
+
+
+def record_events(
+    session: Session, reader_id: int, events: Sequence[EventIn], limits: EventLimits
+) -> int:
     """Record a batch of the reader's events, all or none; returns how many were recorded.
 
     Refuses the whole batch when any event names an unknown book or falls outside the accepted
-    time window, naming each offender by its index (`events[3].book_id`).
+    time window, naming each offender by its index (`events[3].book_id`), and (429) when it
+    would take the reader past `limits.quota` events once those past the retention are gone.
     """
     now = _now()
     known = set(books_by_id(session, list({event.book_id for event in events})))
@@ -146,5 +162,19 @@ def record_events(session: Session, reader_id: int, events: Sequence[EventIn]) -
         }
         for event, occurred_at in zip(events, times, strict=True)
     ]
-    repository.insert_events(session.connection(), rows)
+    connection = session.connection()
+    repository.delete_events_before(connection, now - limits.retention_seconds, reader_id)
+    held = repository.count_events(connection, reader_id)
+    if held + len(rows) > limits.quota:
+        raise TooManyRequests(
+            f"event quota reached: a reader keeps at most {limits.quota:,} events (this one "
+            f"holds {held:,}); events older than {limits.retention_days} days are deleted",
+            retry_after=86400,
+        )
+    repository.insert_events(connection, rows)
     return len(rows)
+
+
+def prune_events(session: Session, limits: EventLimits) -> int:
+    """Delete every event older than the retention; returns how many went."""
+    return repository.delete_events_before(session.connection(), _now() - limits.retention_seconds)

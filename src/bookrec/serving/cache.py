@@ -27,6 +27,15 @@ def cache_key(parts: Iterable[object]) -> str:
     return ":".join(str(part) for part in parts)
 
 
+def _reader_of(key: str) -> int | None:
+    """The reader a personal list's key is for (version:strategy:digest:reader:activity),
+    None for any other key."""
+    parts = key.split(":")
+    if len(parts) != 5 or not parts[3].isdigit():
+        return None
+    return int(parts[3])
+
+
 class RecommendationCache:
     """TTL LRU in the worker, then Redis; both optional (size 0 / no client disables)."""
 
@@ -85,6 +94,28 @@ class RecommendationCache:
             self.fallback.failed(exc)
             return
         self.fallback.succeeded()
+
+    def forget_reader(self, reader_id: int) -> int:
+        """Drop every list cached for one reader (an erased account), here and in Redis;
+        returns how many entries went."""
+        removed = 0
+        if self._local is not None:
+            with self._lock:
+                theirs = [key for key in self._local if _reader_of(key) == reader_id]
+                for key in theirs:
+                    self._local.pop(key, None)
+            removed += len(theirs)
+        if self._redis is None or self.fallback.down:
+            return removed
+        try:
+            found = self._redis.scan_iter(match=f"{self._prefix}*:{reader_id}:*", count=1000)
+            names = [name.decode() if isinstance(name, bytes) else str(name) for name in found]
+            shared = [n for n in names if _reader_of(n.removeprefix(self._prefix)) == reader_id]
+            if shared:
+                removed += int(self._redis.delete(*shared))
+        except Exception as exc:  # as in `get`
+            self.fallback.failed(exc)
+        return removed
 
     def clear_local(self) -> None:
         """Drop this worker's entries (after a model switch: they can never be hit again)."""

@@ -11,6 +11,7 @@ Lists are answered by `RecommendationService` (`serving.service`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ from bookrec.serving.service import RecommendationService
 
 log = structlog.get_logger(__name__)
 
+#: An announcement on the activations channel asking workers to drop a reader's lists.
+FORGET = "forget:"
+
 
 class Refresher:
     """A daemon thread keeping the model and the cards current; Redis can wake it early."""
@@ -42,8 +46,10 @@ class Refresher:
         redis_client: Any = None,
         channel: str | None = None,
         cards_every: int = 5,
+        on_forget: Callable[[int], object] | None = None,
     ) -> None:
         self.models = models
+        self.on_forget = on_forget
         self.cards = cards
         self.poll_seconds = poll_seconds
         self.cards_every = cards_every
@@ -90,8 +96,26 @@ class Refresher:
             ticks += 1
             self.tick(cards=ticks % self.cards_every == 0)
 
+    def announce_forget(self, reader_id: int) -> None:
+        """Tell every worker (through Redis, when set) to drop an erased reader's lists."""
+        if self._redis is None or not self._channel:
+            return
+        try:
+            self._redis.publish(self._channel, f"{FORGET}{reader_id}")
+        except Exception as exc:  # their entries are unreachable anyway and expire
+            log.warning("forget_announce_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _heard(self, data: object) -> None:
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        if text.startswith(FORGET):
+            if self.on_forget is not None and text[len(FORGET) :].isdigit():
+                self.on_forget(int(text[len(FORGET) :]))
+            return
+        self.wake()
+
     def _listen(self) -> None:
-        """Wake the refresher on every activation announced on the Redis channel."""
+        """Wake the refresher on every activation announced on the Redis channel, and drop
+        the lists of readers whose erasure is announced there."""
         backoff = 1.0
         while not self._stop.is_set():
             try:
@@ -101,7 +125,7 @@ class Refresher:
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
-                        self.wake()
+                        self._heard(message.get("data"))
                 pubsub.close()
             except Exception as exc:  # Redis down: polling still switches within poll_seconds
                 log.warning("activation_channel_unavailable", error=f"{type(exc).__name__}: {exc}")
@@ -141,6 +165,7 @@ class ServingEngine:
             settings.model_poll_seconds,
             activations_redis,
             activations_channel(settings),
+            on_forget=cache.forget_reader,
         )
         # a look-up on the event loop only when it is a local read (SQLite, no Redis)
         inline = engine.dialect.name == "sqlite" and not cache.needs_network

@@ -10,9 +10,11 @@ popularity lists alone.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -70,9 +72,21 @@ def load_version(version: ModelVersion) -> LoadedModel:
             model = algorithms.load(version.algo, version.path / "model")
         except ValueError as exc:
             raise ArtifactError(str(exc)) from None
-    lists = version.path / "lists"
-    precomputed = PrecomputedLists.load(lists) if lists.is_dir() else None
-    return LoadedModel(version, model, popular, trending, precomputed=precomputed)
+    return LoadedModel(version, model, popular, trending, precomputed=_lists_of(version))
+
+
+def _lists_of(version: ModelVersion) -> PrecomputedLists | None:
+    """The version's precomputed lists, or None: they only save scoring, so lists that do
+    not load (absent, older layout, failing a check while an erasure rewrites them) leave
+    every reader scored live rather than refusing the version."""
+    directory = version.path / "lists"
+    if not directory.is_dir():
+        return None
+    try:
+        return PrecomputedLists.load(directory)
+    except ArtifactError as exc:
+        log.warning("precomputed_lists_skipped", version=version.number, error=str(exc))
+        return None
 
 
 def load_popularity_only(version: ModelVersion, reason: str) -> LoadedModel:
@@ -182,7 +196,16 @@ class ModelStore:
         if self.refused_newer:
             status["refused_versions"] = self.refused_newer
         if loaded and loaded.degraded:
-            status["degraded"] = loaded.degraded
+            status["degraded"] = without_paths(loaded.degraded)
         if self.last_error:
-            status["error"] = self.last_error
+            status["error"] = without_paths(self.last_error)
         return status
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^/\s:'\"(),]+)+/?")
+
+
+def without_paths(text: str) -> str:
+    """A reason fit for a public answer: file paths shortened to their last part
+    ('/srv/bookrec/models/3/model/weights.npy fails...' -> 'weights.npy fails...')."""
+    return _PATH.sub(lambda match: Path(match.group().rstrip("/")).name, text)

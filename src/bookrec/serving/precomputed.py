@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bookrec.recsys.artifacts import ArtifactError, read_artifact, write_artifact
+from bookrec.recsys.artifacts import (
+    MANIFEST,
+    ArtifactError,
+    read_artifact,
+    read_manifest,
+    sha256_of,
+    write_artifact,
+)
 from bookrec.recsys.base import Recommendation
 
 KIND = "lists"
@@ -75,3 +83,30 @@ class PrecomputedLists:
             for book, score in zip(books, scores, strict=True)
             if book >= 0
         ]
+
+
+#: The activity version a wiped row carries: never a reader's (theirs are >= 0).
+WIPED = -1
+
+
+def wipe_reader(directory: Path, reader_id: int) -> bool:
+    """Wipe one reader's row from the lists in `directory`, in place: their books, scores and
+    activity version are overwritten (the bare internal id stays, naming nobody once the
+    reader row is gone; ids are never reused). Every worker memory-maps these files shared,
+    so none can serve the row from now on. The manifest's checksums are rewritten to match.
+    Returns whether the reader had a row."""
+    manifest = read_manifest(directory)
+    reader_ids = np.load(directory / "reader_ids.npy", mmap_mode="r", allow_pickle=False)
+    row = int(reader_ids.searchsorted(reader_id))
+    if row >= len(reader_ids) or int(reader_ids[row]) != reader_id:
+        return False
+    for name, wiped in (("activity_versions", WIPED), ("book_ids", -1), ("scores", 0.0)):
+        array = np.load(directory / f"{name}.npy", mmap_mode="r+", allow_pickle=False)
+        array[row] = wiped
+        array.flush()
+        manifest["files"][f"{name}.npy"] = sha256_of(directory / f"{name}.npy")
+        del array
+    temporary = directory / f".{MANIFEST}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    temporary.replace(directory / MANIFEST)
+    return True

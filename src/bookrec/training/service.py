@@ -17,6 +17,7 @@ from bookrec.errors import InvalidInput
 from bookrec.evaluation.tuned import TunedParams
 from bookrec.model_registry.registry import ModelRegistry
 from bookrec.model_registry.version import ModelVersion
+from bookrec.readers import service as readers_service
 from bookrec.readers.snapshot import load_snapshot
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.popularity import PopularityConfig, PopularityRecommender
@@ -183,6 +184,14 @@ def train(
             )
             if promoted:
                 version = registry.activate(session, version.number, actor="train")
+            # housekeeping with every training: what outlived its retention goes
+            registry.prune(session, settings.model_retention_days)
+            readers_service.prune_events(
+                session,
+                readers_service.EventLimits(
+                    settings.event_quota_per_reader, settings.event_retention_days
+                ),
+            )
     except BaseException:
         registry.discard(staging)
         raise

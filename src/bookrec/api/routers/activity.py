@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from bookrec.api import access
-from bookrec.api.deps import PageDep, SessionDep
+from bookrec.api.deps import PageDep, SessionDep, StateDep
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.routers.books import BookId
 from bookrec.api.schemas import PROBLEM, Page
@@ -123,6 +123,10 @@ def list_shelf(session: SessionDep, reader: access.Reader, page: PageDep) -> Pag
     response_description="Every event of the batch was recorded",
     responses={**UNAUTHORIZED, **INVALID},
 )
-def record_events(session: SessionDep, reader: access.Reader, body: EventBatch) -> EventsAccepted:
-    accepted = service.record_events(session, reader.reader_id, body.events)
+def record_events(
+    session: SessionDep, state: StateDep, reader: access.Reader, body: EventBatch
+) -> EventsAccepted:
+    settings = state.settings
+    limits = service.EventLimits(settings.event_quota_per_reader, settings.event_retention_days)
+    accepted = service.record_events(session, reader.reader_id, body.events, limits)
     return EventsAccepted(accepted=accepted)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Cookie, Depends, Request, Response, status
 
-from bookrec.accounts import service
+from bookrec.accounts import service, tokens
 from bookrec.accounts.schemas import Credentials, RefreshRequest, TokenPair, UserOut
 from bookrec.api.deps import (
     AuthenticatedDep,
@@ -16,10 +16,22 @@ from bookrec.api.deps import (
     SessionDep,
     StateDep,
 )
-from bookrec.api.limits import login_email_limit, login_ip_limit, register_ip_limit
+from bookrec.api.limits import (
+    check_login_account_limit,
+    count_login_failure,
+    login_email_limit,
+    login_ip_limit,
+    register_ip_limit,
+)
 from bookrec.api.schemas import PROBLEM
+from bookrec.db.base import utcnow
+from bookrec.errors import Unauthorized
 
 router = APIRouter(tags=["auth"])
+
+#: The cookie a successful login leaves on the device (see `tokens.issue_device_token`).
+DEVICE_COOKIE = "bookrec_device"
+AUTH_PATH = "/api/v1/auth"
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {**PROBLEM, "description": "Missing, invalid or expired credentials"}
@@ -58,15 +70,40 @@ def register(
     dependencies=[Depends(login_ip_limit)],
 )
 def login(
+    request: Request,
+    response: Response,
     state: StateDep,
     session: SessionDep,
     auth: AuthenticatorDep,
     origin: OriginDep,
     body: Credentials,
+    device: Annotated[
+        str | None,
+        Cookie(alias=DEVICE_COOKIE, description="Set by an earlier login on this device"),
+    ] = None,
 ) -> TokenPair:
     # counted before the password check, so failed attempts (401s) use up the allowance too
-    login_email_limit(state, body.email)
-    return _pair(service.login(session, auth, body.email, body.password, origin))
+    login_email_limit(request, state, body.email)
+    email = service.normalise_email(body.email)
+    known_device = tokens.device_knows(auth.tokens, device, email)
+    if not known_device:
+        check_login_account_limit(state, body.email)
+    try:
+        issued = service.login(session, auth, body.email, body.password, origin)
+    except Unauthorized:
+        if not known_device:
+            count_login_failure(state, body.email)
+        raise
+    response.set_cookie(
+        DEVICE_COOKIE,
+        tokens.issue_device_token(auth.tokens, email, utcnow()),
+        max_age=int(tokens.DEVICE_TTL.total_seconds()),
+        path=AUTH_PATH,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return _pair(issued)
 
 
 @router.post(

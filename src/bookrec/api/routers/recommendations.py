@@ -32,14 +32,14 @@ router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 class FilterQuery(BaseModel):
     """Filters every list route takes, as query parameters."""
 
-    tag: list[str] | None = Field(
-        None, max_length=20, description="Only books with any of these tags"
+    tag: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=20, description="Only books with any of these tags (≤ 20)"
     )
     language: str | None = Field(None, max_length=16, description="Language code, e.g. eng")
     year_min: int | None = Field(None, ge=-5000, le=2100)
     year_max: int | None = Field(None, ge=-5000, le=2100)
-    exclude_author: list[str] | None = Field(
-        None, max_length=20, description="Leave out books by these authors"
+    exclude_author: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=20, description="Leave out books by these authors (≤ 20)"
     )
 
     def filters(self) -> FilterRequest:
