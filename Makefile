@@ -43,6 +43,7 @@ format: install
 MOVIELENS ?= ../shared/data/movielens-small
 
 bench: install ## benchmarks (ratios against floors measured in the same run); results in docs/benchmarks.md
+	$(VENV)/bin/python -m benchmarks.cli_startup
 	$(VENV)/bin/python -m benchmarks.import_bench --repeats 4
 	$(VENV)/bin/python -m benchmarks.train_bench --repeats 2
 	@if command -v wrk >/dev/null; then $(VENV)/bin/python -m benchmarks.serve_bench; \

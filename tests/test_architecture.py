@@ -54,6 +54,19 @@ def test_api_workers_do_not_load_file_import_libraries() -> None:
     assert fresh_python(code).stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_command_line_starts_without_the_heavy_libraries() -> None:
+    """Every `bookrec` command, `--help` included, pays for what the CLI imports before it
+    runs: SQLAlchemy, pydantic, numpy and a Markdown parser are loaded by the commands that
+    use them, never at start-up (benchmarks/cli_startup.py measures the time)."""
+    code = (
+        "import sys, bookrec.cli.main\n"
+        "heavy = ('sqlalchemy', 'pydantic', 'numpy', 'scipy', 'markdown_it',"
+        " 'importlib.metadata')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    assert fresh_python(code).stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_no_two_top_level_packages_import_each_other_even_in_a_loop() -> None:
     """Every import counts, function-local ones too: the packages form no cycle (the layers
     contract orders them; this says the same without it)."""

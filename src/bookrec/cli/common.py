@@ -1,4 +1,8 @@
-"""What every command shares: settings, the engine, console output and clean failures."""
+"""What every command shares: settings, the engine, console output and clean failures.
+
+Every command pays for what this module imports before it starts (`bookrec --help` too), so
+the heavy libraries (SQLAlchemy, pydantic, rich's progress bars) are imported where used.
+"""
 
 from __future__ import annotations
 
@@ -12,25 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from sqlalchemy.exc import OperationalError
 
-from bookrec.config import Settings, load_settings
 from bookrec.errors import BookrecError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
+
+    from bookrec.config import Settings
 
 # Piped or redirected, a message is one line however long (no wrapping at 80 columns).
 console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
@@ -48,6 +42,9 @@ NOT_INITIALISED = "the database is not initialised: run `bookrec db upgrade` fir
 def settings() -> Settings:
     """The settings, and logging set up from them (log lines go to stderr, never stdout,
     so `--json` output and CSV written to stdout stay parseable)."""
+    from pydantic import ValidationError
+
+    from bookrec.config import load_settings
     from bookrec.observability.logging import configure_logging
 
     try:
@@ -149,8 +146,12 @@ def user_errors(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
         except BookrecError as exc:
             fail(exc.detail, **_error_fields(exc))
-        except OperationalError as exc:
-            fail(f"database error: {exc.orig}")
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(exc, OperationalError):
+                fail(f"database error: {exc.orig}")
+            raise
         finally:
             _json_errors.reset(token)
 
@@ -206,6 +207,8 @@ def interactive() -> bool:
 @contextmanager
 def byte_progress() -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback: a rich bar on a terminal, a line per file otherwise."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     if not interactive():
         reported: set[str] = set()
 
@@ -237,6 +240,14 @@ def byte_progress() -> Iterator[Callable[[str, int, int], None]]:
 @contextmanager
 def stage_progress(title: str) -> Iterator[Callable[[str, float], None]]:
     """A `progress(stage, percent)` callback: a rich bar on a terminal, a line per stage else."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     if not interactive():
         seen: set[str] = set()
 

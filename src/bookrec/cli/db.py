@@ -6,7 +6,7 @@ import typer
 
 from bookrec.cli.common import console, settings, user_errors
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command()

@@ -16,6 +16,8 @@ app = typer.Typer(
     help="Book recommendations: import data, train, evaluate, serve.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    # plain help: Typer's rich help loads a Markdown parser (~160 ms) on every --help
+    rich_markup_mode=None,
 )
 
 

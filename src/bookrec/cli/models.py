@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from bookrec.model_registry.registry import ModelRegistry
     from bookrec.model_registry.version import ModelVersion
 
-app = typer.Typer(help="Model versions: list, activate, roll back.", no_args_is_help=True)
+app = typer.Typer(
+    help="Model versions: list, activate, roll back.", no_args_is_help=True, rich_markup_mode=None
+)
 
 COLUMNS = ("version", "algo", "status", "metric", "created", "ratings", "readers", "books")
 

@@ -8,7 +8,7 @@ import typer
 
 from bookrec.cli.common import console, database, out, settings, user_errors
 
-app = typer.Typer(help="Accounts.", no_args_is_help=True)
+app = typer.Typer(help="Accounts.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("create-admin")

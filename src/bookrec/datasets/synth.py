@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from bookrec.datasets.sizes import DEFAULT_SEED, GOODBOOKS_RATINGS, GOODBOOKS_READERS
+
 if TYPE_CHECKING:  # imported where files are read or written: the CLI, and with it every
     import pyarrow as pa  # API worker, imports this module for its defaults
 
@@ -48,9 +50,9 @@ FloatArray = npt.NDArray[np.float64]
 class SynthConfig:
     """Size, seed and time span of a synthetic ratings set (defaults: goodbooks-10k's size)."""
 
-    readers: int = 53_424
-    ratings: int = 5_976_479  # target total; the result is within +-3 % of it
-    seed: int = 42
+    readers: int = GOODBOOKS_READERS
+    ratings: int = GOODBOOKS_RATINGS  # target total; the result is within +-3 % of it
+    seed: int = DEFAULT_SEED
     min_per_reader: int = 19  # goodbooks readers have >= 19 ratings
     start: int = 1_388_534_400  # 2014-01-01 UTC, unix seconds
     end: int = 1_483_228_800  # 2017-01-01 UTC
