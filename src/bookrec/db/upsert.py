@@ -29,19 +29,22 @@ def upsert(
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     columns = list(rows[0])
     update = [c for c in (update if update is not None else columns) if c not in keys]
+    statement = dialect.insert(table)
+    if update:
+        excluded = statement.excluded
+        changed = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in update))
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={**{c: excluded[c] for c in update}, **(touch or {})},
+            where=changed,
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    # One statement compiled once, run over the rows in batches (SQLAlchemy's
+    # "insertmanyvalues": a multi-row VALUES per batch, without compiling each batch anew).
+    # RETURNING yields exactly the rows inserted or changed; rowcount is unreliable here.
+    returning = statement.returning(literal(1))
     written = 0
     for start in range(0, len(rows), batch_size):
-        statement = dialect.insert(table).values(list(rows[start : start + batch_size]))
-        if update:
-            excluded = statement.excluded
-            changed = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in update))
-            statement = statement.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={**{c: excluded[c] for c in update}, **(touch or {})},
-                where=changed,
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=list(keys))
-        # RETURNING yields exactly the rows inserted or changed; rowcount is unreliable here
-        written += len(connection.execute(statement.returning(literal(1))).all())
+        written += len(connection.execute(returning, list(rows[start : start + batch_size])).all())
     return written
