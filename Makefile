@@ -24,8 +24,8 @@ run: install ## migrate, load demo data when empty, train when no model is activ
 	$(BOOKREC) train --if-missing
 	$(BOOKREC) serve
 
-test: lint ## lint, then the whole test suite (SQLite and PostgreSQL)
-	$(VENV)/bin/pytest -q
+test: lint ## lint, then the whole test suite (SQLite and PostgreSQL), on two processes
+	$(VENV)/bin/pytest -q -n 2
 
 test-commands: install ## every bookrec command on an empty database, each in a new process (~2 min)
 	$(VENV)/bin/pytest -q -m commands
