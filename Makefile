@@ -28,7 +28,7 @@ test: lint ## lint, then the whole test suite (SQLite and PostgreSQL), on two pr
 	$(VENV)/bin/pytest -q -n 2
 
 test-commands: install ## every bookrec command on an empty database, each in a new process (~2 min)
-	$(VENV)/bin/pytest -q -m commands
+	$(VENV)/bin/pytest -q -n 2 -m commands
 
 lint: install ## ruff, mypy and the architecture contracts
 	$(VENV)/bin/ruff check .

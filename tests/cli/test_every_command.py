@@ -116,7 +116,12 @@ def test_every_command_answers_on_an_empty_database(empty: dict[str, str], tmp_p
             (("data", "demo", "--readers", "30", "--ratings", "600"), 0, "synthetic"),
             (("train", "--algo", "popularity"), 0, "version 1 is active"),
             (("recommend", "1", "--k", "3", "--explain"), 0, "model 1 (popularity)"),
-            (("recommend", "999999"), 0, "user 999999 is not known: showing the cold-start list"),
+            (("recommend", "999999"), 1, "user 999999 is not in the data"),
+            (
+                ("recommend", "999999", "--allow-unknown"),
+                0,
+                "user 999999 is not known: showing the cold-start list",
+            ),
             (
                 ("recommend", "--batch", str(users_csv), "--out", str(tmp_path / "r.csv")),
                 0,
