@@ -6,9 +6,10 @@ IdMap turns them into dense row numbers and back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -89,6 +90,45 @@ class Interactions:
         )
 
 
+class Texts:
+    """Strings stored as one UTF-8 buffer and offsets: how a catalog's titles and authors sit
+    in an artifact. A numpy unicode array pads every string to the longest (4 bytes a
+    character): goodbooks' author column alone took 29 MB that way, in every artifact of a
+    version; this takes its UTF-8 size, memory-mapped and shared by the workers like any
+    array, and decodes one string when asked."""
+
+    def __init__(self, buffer: np.ndarray, offsets: np.ndarray) -> None:
+        self.buffer = buffer  # uint8
+        self.offsets = offsets  # int64, len + 1
+
+    @classmethod
+    def of(cls, strings: Sequence[str] | np.ndarray) -> Texts:
+        encoded = [str(text).encode("utf-8") for text in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(raw) for raw in encoded], out=offsets[1:])
+        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> str:
+        start, end = int(self.offsets[index]), int(self.offsets[index + 1])
+        return self.buffer[start:end].tobytes().decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[index] for index in range(len(self)))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(list(self), dtype=dtype or str)
+
+
+#: A column of strings: a numpy unicode array (as the database gives it) or Texts (loaded).
+TextColumn = np.ndarray | Texts
+
+#: The catalog's string columns, stored in artifacts as Texts.
+_TEXT_FIELDS = ("title", "authors", "series", "tag_vocab_names")
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Facts about items that filters need, aligned with an IdMap of book ids."""
@@ -101,11 +141,11 @@ class Catalog:
     tag_indptr: np.ndarray  # CSR of item -> tag ids
     tag_ids: np.ndarray
     # text, for content similarity and for explanations (optional: not every test builds it)
-    title: np.ndarray | None = None  # unicode strings
-    authors: np.ndarray | None = None  # the data set's comma-separated author string
-    series: np.ndarray | None = None  # '' where none
+    title: TextColumn | None = None
+    authors: TextColumn | None = None  # the data set's comma-separated author string
+    series: TextColumn | None = None  # '' where none
     tag_vocab_ids: np.ndarray | None = None  # sorted tag ids used by the catalog
-    tag_vocab_names: np.ndarray | None = None  # their names, aligned
+    tag_vocab_names: TextColumn | None = None  # their names, aligned
 
     @cached_property
     def language_family(self) -> np.ndarray:
@@ -149,8 +189,8 @@ class Catalog:
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The catalog as plain arrays, for artifacts."""
-        return {
+        """The catalog as plain arrays, for artifacts (strings as UTF-8 buffer + offsets)."""
+        arrays = {
             "catalog_items": self.items.ids,
             "catalog_year": self.year,
             "catalog_language": self.language.astype("<U16"),
@@ -158,18 +198,16 @@ class Catalog:
             "catalog_author_ids": self.author_ids,
             "catalog_tag_indptr": self.tag_indptr,
             "catalog_tag_ids": self.tag_ids,
-            **{
-                f"catalog_{name}": value
-                for name, value in (
-                    ("title", self.title),
-                    ("authors", self.authors),
-                    ("series", self.series),
-                    ("tag_vocab_ids", self.tag_vocab_ids),
-                    ("tag_vocab_names", self.tag_vocab_names),
-                )
-                if value is not None
-            },
         }
+        if self.tag_vocab_ids is not None:
+            arrays["catalog_tag_vocab_ids"] = self.tag_vocab_ids
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                texts = value if isinstance(value, Texts) else Texts.of(value)
+                arrays[f"catalog_{name}_utf8"] = texts.buffer
+                arrays[f"catalog_{name}_offsets"] = texts.offsets
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Catalog:
@@ -181,11 +219,8 @@ class Catalog:
             author_ids=arrays["catalog_author_ids"],
             tag_indptr=arrays["catalog_tag_indptr"],
             tag_ids=arrays["catalog_tag_ids"],
-            title=arrays.get("catalog_title"),
-            authors=arrays.get("catalog_authors"),
-            series=arrays.get("catalog_series"),
             tag_vocab_ids=arrays.get("catalog_tag_vocab_ids"),
-            tag_vocab_names=arrays.get("catalog_tag_vocab_names"),
+            **{name: _texts(arrays, name) for name in _TEXT_FIELDS},
         )
 
     def authors_matrix(self) -> sp.csr_matrix:
@@ -193,6 +228,13 @@ class Catalog:
 
     def tags_matrix(self) -> sp.csr_matrix:
         return _membership(self.tag_indptr, self.tag_ids)
+
+
+def _texts(arrays: dict[str, np.ndarray], name: str) -> TextColumn | None:
+    """A string column from an artifact: Texts, or the unicode array older versions saved."""
+    if f"catalog_{name}_utf8" in arrays:
+        return Texts(arrays[f"catalog_{name}_utf8"], arrays[f"catalog_{name}_offsets"])
+    return arrays.get(f"catalog_{name}")
 
 
 def _membership(indptr: np.ndarray, ids: np.ndarray) -> sp.csr_matrix:
