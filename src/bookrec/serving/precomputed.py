@@ -96,6 +96,8 @@ def wipe_reader(directory: Path, reader_id: int) -> bool:
     so none can serve the row from now on. The manifest's checksums are rewritten to match.
     Returns whether the reader had a row."""
     manifest = read_manifest(directory)
+    if manifest.get("layout") != LAYOUT:
+        return False  # an older layout, never served (see `load`); the version's pruning ends it
     reader_ids = np.load(directory / "reader_ids.npy", mmap_mode="r", allow_pickle=False)
     row = int(reader_ids.searchsorted(reader_id))
     if row >= len(reader_ids) or int(reader_ids[row]) != reader_id:
