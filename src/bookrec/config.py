@@ -102,8 +102,8 @@ class Settings(BaseSettings):
         ge=8,
         le=3650,
         validation_alias="BOOKREC_EVENT_RETENTION_DAYS",
-        description="events older than this are deleted (at the reader's next events and at"
-        " every training)",
+        description="events older than this are deleted (at every training, and when a reader"
+        " reaches the quota)",
     )
     model_retention_days: int = Field(
         30,

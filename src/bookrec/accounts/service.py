@@ -10,6 +10,7 @@ and login per address and per account (`bookrec.api.ratelimit`).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -67,6 +68,12 @@ class IssuedTokens:
 class Authenticated:
     user: User
     claims: tokens.AccessClaims
+
+
+def email_key(email: str) -> str:
+    """A fixed-length stand-in for an email address (normalised first): what rate-limit
+    buckets and device cookies name instead of the address itself."""
+    return hashlib.sha256(normalise_email(email).encode("utf-8")).hexdigest()[:32]
 
 
 def normalise_email(email: str) -> str:

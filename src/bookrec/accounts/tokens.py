@@ -101,12 +101,8 @@ def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
         raise _invalid("the access token is not valid") from exc
 
 
-def _device_subject(email: str) -> str:
-    return hashlib.sha256(email.encode("utf-8")).hexdigest()[:32]
-
-
-def issue_device_token(config: TokenConfig, email: str, now: datetime) -> str:
-    """A signed note that this device logged in to the account of `email` (normalised).
+def issue_device_token(config: TokenConfig, account_key: str, now: datetime) -> str:
+    """A signed note that this device logged in to the account (`service.email_key`).
 
     Sent back as a cookie, it lets the device past the per-account limit on failed logins
     that strangers' wrong passwords use up, so nobody can lock the owner out.
@@ -114,7 +110,7 @@ def issue_device_token(config: TokenConfig, email: str, now: datetime) -> str:
     claims = {
         "iss": config.issuer,
         "aud": f"{config.audience}:device",
-        "sub": _device_subject(email),
+        "sub": account_key,
         "jti": uuid.uuid4().hex,
         "iat": now,
         "exp": now + DEVICE_TTL,
@@ -122,8 +118,8 @@ def issue_device_token(config: TokenConfig, email: str, now: datetime) -> str:
     return jwt.encode(claims, config.secret_key, algorithm=ALGORITHM)
 
 
-def device_knows(config: TokenConfig, token: str | None, email: str) -> bool:
-    """Whether `token` is a valid device note for the account of `email` (normalised)."""
+def device_knows(config: TokenConfig, token: str | None, account_key: str) -> bool:
+    """Whether `token` is a valid device note for the account (`service.email_key`)."""
     if not token or len(token) > 1024:
         return False
     try:
@@ -137,7 +133,7 @@ def device_knows(config: TokenConfig, token: str | None, email: str) -> bool:
         )
     except jwt.InvalidTokenError:
         return False
-    return hmac.compare_digest(str(claims["sub"]), _device_subject(email))
+    return hmac.compare_digest(str(claims["sub"]), account_key)
 
 
 def hash_refresh_token(raw: str) -> str:

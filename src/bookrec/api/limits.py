@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import suppress
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from bookrec.accounts.service import normalise_email
+from bookrec.accounts.service import email_key
 from bookrec.accounts.tokens import decode_access_token
 from bookrec.api.deps import StateDep, state_of
 from bookrec.api.ratelimit import RateLimiter
@@ -65,22 +64,18 @@ def register_ip_limit(request: Request, state: StateDep) -> None:
     limiter.hit(limiter.limits.register_ip, "register-ip", _client_ip(request))
 
 
-def _account_key(email: str) -> str:
-    return hashlib.sha256(normalise_email(email).encode()).hexdigest()[:32]
-
-
 def login_email_limit(request: Request, state: StateDep, email: str) -> None:
     """Count a login attempt for this account from this address (whether or not the account
     exists): a hard limit, which a stranger's attempts from elsewhere never touch."""
     limiter = state.rate_limiter
-    who = f"{_account_key(email)}:{_client_ip(request)}"
+    who = f"{email_key(email)}:{_client_ip(request)}"
     limiter.hit(limiter.limits.login_email, "login-email", who)
 
 
 def check_login_account_limit(state: StateDep, email: str) -> None:
     """Refuse an unrecognised device once the account's failed logins are used up."""
     limiter = state.rate_limiter
-    limiter.check(limiter.limits.login_account, "login-account", _account_key(email))
+    limiter.check(limiter.limits.login_account, "login-account", email_key(email))
 
 
 def count_login_failure(state: StateDep, email: str) -> None:
@@ -88,4 +83,4 @@ def count_login_failure(state: StateDep, email: str) -> None:
     limiter = state.rate_limiter
     # this failure is answered as a failure (401); the next attempt meets the limit
     with suppress(TooManyRequests):
-        limiter.hit(limiter.limits.login_account, "login-account", _account_key(email))
+        limiter.hit(limiter.limits.login_account, "login-account", email_key(email))

@@ -58,28 +58,26 @@ def settings() -> Settings:
     return config
 
 
-def engine(config: Settings | None = None, *, initialised: bool = True) -> Engine:
+def engine(config: Settings | None = None) -> Engine:
     """An engine on the configured database (the caller disposes of it).
 
     Every command reaches the database through here, so here every ORM model is imported
     (`bookrec.schema`) and every mapper can configure, whichever model a command uses first.
-    With `initialised` (every command but `db upgrade`), a database without bookrec's schema,
-    or with an older one, stops the command with what to run, and a missing SQLite file is
-    not created.
+    A database without bookrec's schema, or with an older one, stops the command with what
+    to run (`db upgrade` migrates without coming here), and a missing SQLite file is not
+    created.
     """
     import bookrec.schema  # noqa: F401
     from bookrec.db.engine import make_engine
 
     config = config or settings()
-    if initialised:
-        _require_sqlite_file(config.sqlalchemy_url)
+    _require_sqlite_file(config.sqlalchemy_url)
     db = make_engine(config.sqlalchemy_url)
-    if initialised:
-        try:
-            _require_schema(db)
-        except BaseException:
-            db.dispose()
-            raise
+    try:
+        _require_schema(db)
+    except BaseException:
+        db.dispose()
+        raise
     return db
 
 

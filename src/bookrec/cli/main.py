@@ -23,9 +23,9 @@ app = typer.Typer(
 
 def _print_version(wanted: bool) -> None:
     if wanted:
-        from importlib.metadata import version
+        import bookrec
 
-        typer.echo(f"bookrec {version('bookrec')}")
+        typer.echo(f"bookrec {bookrec.__version__}")
         raise typer.Exit()
 
 

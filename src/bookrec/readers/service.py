@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bookrec.catalog.models import Book
 from bookrec.catalog.service import books_by_id
+from bookrec.config import Settings
 from bookrec.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from bookrec.readers import repository
 from bookrec.readers.schemas import EventIn, RatingOut, ShelfItemOut
@@ -125,6 +126,10 @@ class EventLimits:
     quota: int
     retention_days: int
 
+    @classmethod
+    def of(cls, settings: Settings) -> EventLimits:
+        return cls(settings.event_quota_per_reader, settings.event_retention_days)
+
     @property
     def retention_seconds(self) -> int:
         return self.retention_days * 86400
@@ -163,8 +168,10 @@ def record_events(
         for event, occurred_at in zip(events, times, strict=True)
     ]
     connection = session.connection()
-    repository.delete_events_before(connection, now - limits.retention_seconds, reader_id)
     held = repository.count_events(connection, reader_id)
+    if held + len(rows) > limits.quota:  # make room first: what outlived the retention goes
+        repository.delete_events_before(connection, now - limits.retention_seconds, reader_id)
+        held = repository.count_events(connection, reader_id)
     if held + len(rows) > limits.quota:
         raise TooManyRequests(
             f"event quota reached: a reader keeps at most {limits.quota:,} events (this one "

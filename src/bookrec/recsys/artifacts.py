@@ -54,15 +54,22 @@ def write_artifact(
             np.save(path, array, allow_pickle=False)
             files[path.name] = sha256_of(path)
         manifest = {**manifest, "format_version": FORMAT_VERSION, "files": files}
-        with (staging / MANIFEST).open("w") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_manifest(staging, manifest)
         os.rename(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write `directory`'s manifest durably, replacing any in one rename."""
+    temporary = Path(directory) / f".{MANIFEST}.tmp"
+    with temporary.open("w") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(Path(directory) / MANIFEST)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bookrec.recsys.artifacts import (
-    MANIFEST,
     ArtifactError,
     read_artifact,
     read_manifest,
     sha256_of,
     write_artifact,
+    write_manifest,
 )
 from bookrec.recsys.base import Recommendation
 
@@ -108,7 +107,5 @@ def wipe_reader(directory: Path, reader_id: int) -> bool:
         array.flush()
         manifest["files"][f"{name}.npy"] = sha256_of(directory / f"{name}.npy")
         del array
-    temporary = directory / f".{MANIFEST}.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    temporary.replace(directory / MANIFEST)
+    write_manifest(directory, manifest)
     return True

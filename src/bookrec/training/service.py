@@ -186,12 +186,7 @@ def train(
                 version = registry.activate(session, version.number, actor="train")
             # housekeeping with every training: what outlived its retention goes
             registry.prune(session, settings.model_retention_days)
-            readers_service.prune_events(
-                session,
-                readers_service.EventLimits(
-                    settings.event_quota_per_reader, settings.event_retention_days
-                ),
-            )
+            readers_service.prune_events(session, readers_service.EventLimits.of(settings))
     except BaseException:
         registry.discard(staging)
         raise

@@ -126,7 +126,6 @@ def list_shelf(session: SessionDep, reader: access.Reader, page: PageDep) -> Pag
 def record_events(
     session: SessionDep, state: StateDep, reader: access.Reader, body: EventBatch
 ) -> EventsAccepted:
-    settings = state.settings
-    limits = service.EventLimits(settings.event_quota_per_reader, settings.event_retention_days)
+    limits = service.EventLimits.of(state.settings)
     accepted = service.record_events(session, reader.reader_id, body.events, limits)
     return EventsAccepted(accepted=accepted)

@@ -84,8 +84,8 @@ def login(
 ) -> TokenPair:
     # counted before the password check, so failed attempts (401s) use up the allowance too
     login_email_limit(request, state, body.email)
-    email = service.normalise_email(body.email)
-    known_device = tokens.device_knows(auth.tokens, device, email)
+    account = service.email_key(body.email)
+    known_device = tokens.device_knows(auth.tokens, device, account)
     if not known_device:
         check_login_account_limit(state, body.email)
     try:
@@ -96,7 +96,7 @@ def login(
         raise
     response.set_cookie(
         DEVICE_COOKIE,
-        tokens.issue_device_token(auth.tokens, email, utcnow()),
+        tokens.issue_device_token(auth.tokens, account, utcnow()),
         max_age=int(tokens.DEVICE_TTL.total_seconds()),
         path=AUTH_PATH,
         secure=request.url.scheme == "https",

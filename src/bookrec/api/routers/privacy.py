@@ -46,8 +46,7 @@ def export_me(state: StateDep, user: CurrentUser) -> StreamingResponse:
         document(),
         media_type="application/json",
         headers={
-            "Content-Disposition": f'attachment; filename="bookrec-export-{user.user_id}.json"',
-            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="bookrec-export-{user.user_id}.json"'
         },
     )
 
