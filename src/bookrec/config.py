@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         description="model versions older than this that are not active lose their artifacts"
         " (pruned at every training); rollback reaches back this far",
     )
+    experiment_min_readers: int = Field(
+        100,
+        ge=1,
+        le=10_000_000,
+        validation_alias="BOOKREC_EXPERIMENT_MIN_READERS",
+        description="readers with impressions every variant needs before a difference counts"
+        " as significant (and before a variant ships without force)",
+    )
     cache_ttl_seconds: float = Field(
         300.0,
         ge=0,
@@ -150,6 +158,12 @@ class Settings(BaseSettings):
         "600/minute",
         validation_alias="BOOKREC_RATE_LIMIT_GENERAL",
         description="requests per logged-in account, or per address without a token",
+    )
+    rate_limit_api_key: str = Field(
+        "12000/minute",
+        validation_alias="BOOKREC_RATE_LIMIT_API_KEY",
+        description="requests per API key (an app's backend asks on behalf of many readers);"
+        " a key's first request, before this worker verified it, counts by address",
     )
     rate_limit_general_address: str = Field(
         "1800/minute",
@@ -219,6 +233,7 @@ class Settings(BaseSettings):
         "rate_limit_register_ip",
         "rate_limit_general",
         "rate_limit_general_address",
+        "rate_limit_api_key",
     )
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

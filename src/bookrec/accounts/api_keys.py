@@ -33,6 +33,7 @@ PREFIX_LENGTH = 8
 #: Every scope a key may carry, with what it allows.
 SCOPES: dict[str, str] = {
     "recommendations:read": "recommendations for any reader of the data set",
+    "events:write": "report views, clicks and impressions of any reader of the data set",
 }
 API_KEY_CHALLENGE = 'ApiKey realm="bookrec", Bearer'
 

@@ -6,6 +6,7 @@
 | reader  | any logged-in account (reader or admin)        | `Reader`                   |
 | admin   | an account with role admin                     | `Admin`, `ADMIN_ONLY`      |
 | backend | an API key with the route's scope, or an admin | `Backend`, `api_key_or_admin` |
+| events  | a logged-in account, or an API key with `events:write` | `Events`           |
 
 Every route under `/api/v1/admin` sits on a router built with `ADMIN_ONLY`, so a route added
 there later is guarded without anyone remembering to; `tests/api/test_rbac.py` walks the route
@@ -34,6 +35,7 @@ from bookrec.db.session import unit_of_work
 from bookrec.errors import Forbidden, Unauthorized
 
 RECOMMENDATIONS_READ = "recommendations:read"
+EVENTS_WRITE = "events:write"
 
 #: A logged-in account, reader or admin.
 Reader = CurrentUser
@@ -113,3 +115,37 @@ def _bearer_user(state: AppState, token: str) -> User:
 
 #: An app's backend asking for recommendations on behalf of its reader (or an admin).
 Backend = Annotated[Principal, Depends(api_key_or_admin(RECOMMENDATIONS_READ))]
+
+
+@dataclass(frozen=True)
+class EventSender:
+    """Who reports events: a logged-in reader (their own) or an app's API key (its readers',
+    each event naming the data set `user_id`)."""
+
+    reader_id: int | None = None
+    key_id: int | None = None
+
+
+async def event_sender(
+    request: Request,
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    credentials: BearerDep,
+) -> EventSender:
+    state = state_of(request)
+    if api_key is not None:
+        key = api_keys.recently_verified(api_key, EVENTS_WRITE, state.auth.verified_keys)
+        if key is None:
+            key = await run_in_threadpool(_verify_key, state, api_key, EVENTS_WRITE)
+        return EventSender(key_id=key.key_id)
+    if credentials is None:
+        raise Unauthorized(
+            "log in and send `Authorization: Bearer <access token>` (your own events), or an "
+            f"app's `X-API-Key: <key>` with scope {EVENTS_WRITE!r} (its readers' events)",
+            challenge='Bearer, ApiKey realm="bookrec"',
+        )
+    user = await run_in_threadpool(_bearer_user, state, credentials.credentials)
+    return EventSender(reader_id=user.reader_id)
+
+
+#: A reader reporting their own events, or an app's backend reporting its readers'.
+Events = Annotated[EventSender, Depends(event_sender)]

@@ -21,6 +21,7 @@ from bookrec.api.limits import general_limit
 from bookrec.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bookrec.api.ratelimit import RateLimiter
 from bookrec.api.routers import activity, admin, auth, books, health, privacy, recommendations
+from bookrec.api.routers.experiments_admin import router as experiments_admin_router
 from bookrec.api.routers.jobs_admin import router as jobs_admin_router
 from bookrec.api.routers.models_admin import router as models_admin_router
 from bookrec.api.state import AppState
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
         models_admin_router,
         jobs_admin_router,
+        experiments_admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -7,6 +7,7 @@ from contextlib import suppress
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from bookrec.accounts import api_keys
 from bookrec.accounts.service import email_key
 from bookrec.accounts.tokens import decode_access_token
 from bookrec.api.deps import StateDep, state_of
@@ -21,10 +22,12 @@ def _client_ip(request: Request) -> str:
 async def general_limit(request: Request) -> None:
     """Per client: the user of a valid access token, else the IP address.
 
-    An API key is not verified here (that needs the database), so it cannot name its own
-    bucket: a caller sending made-up keys would get a fresh allowance with each one. Key
-    holders are counted by address like anonymous callers. Counting in memory happens on the
-    event loop; counting in Redis (network I/O) in the thread pool.
+    An API key this worker verified lately (in memory, no I/O) counts against its own, larger
+    allowance (`BOOKREC_RATE_LIMIT_API_KEY`: an app's backend asks for many readers). Any
+    other key is not verified here (that needs the database), so it cannot name its own
+    bucket: a caller sending made-up keys would get a fresh allowance with each one; such a
+    request is counted by address like an anonymous one (its key's first use, or a made-up
+    key). Counting in memory happens on the event loop; counting in Redis in the thread pool.
     """
     if request.scope["path"].startswith("/health"):  # request.url would build a whole URL
         return
@@ -38,6 +41,11 @@ async def general_limit(request: Request) -> None:
         except BookrecError:
             identity = None
     address = f"ip:{_client_ip(request)}"
+    secret = request.headers.get("x-api-key")
+    if secret and identity is None:
+        key = state.auth.verified_keys.get(api_keys.hash_key(secret))
+        if key is not None:
+            identity = f"key:{key.key_id}"
     if limiter.may_block:
         await run_in_threadpool(_count_general, limiter, identity, address)
     else:
@@ -47,7 +55,9 @@ async def general_limit(request: Request) -> None:
 def _count_general(limiter: RateLimiter, identity: str | None, address: str) -> None:
     """The caller's own allowance, and their address's (shared by every account on it)."""
     limits = limiter.limits
-    if identity is not None:
+    if identity is not None and identity.startswith("key:"):
+        limiter.hit(limits.api_key, "api-key", identity)
+    elif identity is not None:
         limiter.hit(limits.general, "general", identity)
         limiter.hit(limits.general_address, "general-address", address)
     else:

@@ -35,6 +35,7 @@ class Limits:
     register_ip: RateLimitItem
     general: RateLimitItem  # per account, or per address without a token
     general_address: RateLimitItem
+    api_key: RateLimitItem  # per API key (a backend asking for many readers)
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -45,6 +46,7 @@ class Limits:
             register_ip=parse(settings.rate_limit_register_ip),
             general=parse(settings.rate_limit_general),
             general_address=parse(settings.rate_limit_general_address),
+            api_key=parse(settings.rate_limit_api_key),
         )
 
 

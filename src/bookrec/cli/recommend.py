@@ -31,7 +31,7 @@ def _recommendations() -> Iterator[RecommendationService]:
     config = settings()
     db = engine(config)
     try:
-        serving = ServingEngine.of(config, db)
+        serving = ServingEngine.of(config, db, experiments=False)
         serving.load_once()
         if serving.current() is None:
             fail("no model is active: run `bookrec train` first")

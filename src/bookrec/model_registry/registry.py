@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -324,15 +324,17 @@ class ModelRegistry:
         """Remove a staging directory (a failed or abandoned training)."""
         shutil.rmtree(files.check_staging(self.root, staging), ignore_errors=True)
 
-    def prune(self, session: Session, retention_days: int) -> list[int]:
+    def prune(self, session: Session, retention_days: int, keep: Collection[int] = ()) -> list[int]:
         """Delete the artifacts of every version older than `retention_days` that is not
-        active (retired, candidate or refused): the rows stay, marked pruned, and the files
-        go once the unit of work commits. Returns the pruned version numbers."""
+        active (retired, candidate or refused) nor in `keep` (named by an experiment): the
+        rows stay, marked pruned, and the files go once the unit of work commits. Returns the
+        pruned version numbers."""
         cutoff = datetime.now(UTC) - timedelta(days=retention_days)
         rows = session.scalars(
             select(ModelVersionRow).where(
                 ModelVersionRow.status.in_(("candidate", "retired", "refused")),
                 ModelVersionRow.created_at < cutoff,
+                ModelVersionRow.version.not_in(list(keep)),
             )
         ).all()
         for row in rows:

@@ -126,6 +126,19 @@ class EventIn(BaseModel):
         ),
         examples=[1_795_694_400, "2026-11-26T12:00:00Z"],
     )
+    user_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**63 - 1,
+        description="The data set's user id the event is about: required with an API key, "
+        "absent with a bearer token (the event is then your own)",
+    )
+    experiment_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="The experiment whose list showed the book"
+    )
+    variant: str | None = Field(
+        None, min_length=1, max_length=50, description="The variant that list named"
+    )
     context: dict[str, ContextValue] | None = Field(
         None,
         description=(

@@ -7,6 +7,7 @@ halfway leaves no rating, shelf entry or event behind.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -135,14 +136,52 @@ class EventLimits:
         return self.retention_days * 86400
 
 
+def event_readers(
+    session: Session, events: Sequence[EventIn], own_reader_id: int | None
+) -> list[int]:
+    """The reader each event is about: the caller's own (`own_reader_id`, a bearer token's
+    reader), or the reader of its `user_id` (an app's API key). Errors name each event."""
+    errors: list[dict[str, str]] = []
+    if own_reader_id is not None:
+        errors = [
+            {
+                "field": f"events[{index}].user_id",
+                "message": "is for an app's API key; with a bearer token events are your own",
+            }
+            for index, event in enumerate(events)
+            if event.user_id is not None
+        ]
+        found = [own_reader_id] * len(events)
+    else:
+        mapping = repository.reader_ids_by_external(
+            session.connection(), [e.user_id for e in events if e.user_id is not None]
+        )
+        found = []
+        for index, event in enumerate(events):
+            field = f"events[{index}].user_id"
+            if event.user_id is None:
+                message = "is required with an API key: the data set user id the event is about"
+                errors.append({"field": field, "message": message})
+            elif event.user_id not in mapping:
+                errors.append({"field": field, "message": f"user {event.user_id} does not exist"})
+            found.append(mapping.get(event.user_id or 0, -1))
+    if errors:
+        first = errors[0]
+        raise InvalidInput(
+            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
+        )
+    return found
+
+
 def record_events(
-    session: Session, reader_id: int, events: Sequence[EventIn], limits: EventLimits
-) -> int:
-    """Record a batch of the reader's events, all or none; returns how many were recorded.
+    session: Session, reader_ids: Sequence[int], events: Sequence[EventIn], limits: EventLimits
+) -> list[int]:
+    """Record a batch of events, each about its reader in `reader_ids`, all or none; returns
+    the time (Unix seconds) each was recorded at.
 
     Refuses the whole batch when any event names an unknown book or falls outside the accepted
     time window, naming each offender by its index (`events[3].book_id`), and (429) when it
-    would take the reader past `limits.quota` events once those past the retention are gone.
+    would take a reader past `limits.quota` events once those past the retention are gone.
     """
     now = _now()
     known = set(books_by_id(session, list({event.book_id for event in events})))
@@ -165,21 +204,23 @@ def record_events(
             "occurred_at": occurred_at,
             "context": event.context,
         }
-        for event, occurred_at in zip(events, times, strict=True)
+        for reader_id, event, occurred_at in zip(reader_ids, events, times, strict=True)
     ]
     connection = session.connection()
-    held = repository.count_events(connection, reader_id)
-    if held + len(rows) > limits.quota:  # make room first: what outlived the retention goes
-        repository.delete_events_before(connection, now - limits.retention_seconds, reader_id)
+    for reader_id, adding in Counter(reader_ids).items():
         held = repository.count_events(connection, reader_id)
-    if held + len(rows) > limits.quota:
-        raise TooManyRequests(
-            f"event quota reached: a reader keeps at most {limits.quota:,} events (this one "
-            f"holds {held:,}); events older than {limits.retention_days} days are deleted",
-            retry_after=86400,
-        )
+        if held + adding > limits.quota:  # make room first: what outlived the retention goes
+            repository.delete_events_before(connection, now - limits.retention_seconds, reader_id)
+            held = repository.count_events(connection, reader_id)
+        if held + adding > limits.quota:
+            raise TooManyRequests(
+                f"event quota reached: a reader keeps at most {limits.quota:,} events (this "
+                f"one holds {held:,}); events older than {limits.retention_days} days are "
+                "deleted",
+                retry_after=86400,
+            )
     repository.insert_events(connection, rows)
-    return len(rows)
+    return times
 
 
 def prune_events(session: Session, limits: EventLimits) -> int:

@@ -12,6 +12,7 @@ from bookrec.accounts.models import RefreshToken, User
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.datasets.models import Dataset
 from bookrec.db.base import Base
+from bookrec.experiments.models import Experiment, ExperimentVariant, Exposure
 from bookrec.jobs.models import TrainingJob
 from bookrec.model_registry.models import ModelActivation, ModelVersionRow
 from bookrec.readers.models import Event, Rating, Reader, ShelfItem
@@ -26,6 +27,9 @@ __all__ = [
     "BookTag",
     "Dataset",
     "Event",
+    "Experiment",
+    "ExperimentVariant",
+    "Exposure",
     "ModelActivation",
     "ModelVersionRow",
     "Rating",

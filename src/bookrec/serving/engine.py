@@ -26,6 +26,7 @@ from bookrec.model_registry.registry import ModelRegistry
 from bookrec.readers.repository import ActivityVersions
 from bookrec.serving.books import CardStore
 from bookrec.serving.cache import RecommendationCache
+from bookrec.serving.experiments import ExperimentStore, ExposureLog
 from bookrec.serving.loaded import LoadedModel, ModelStore
 from bookrec.serving.service import RecommendationService
 
@@ -47,8 +48,10 @@ class Refresher:
         channel: str | None = None,
         cards_every: int = 5,
         on_forget: Callable[[int], object] | None = None,
+        experiments: ExperimentStore | None = None,
     ) -> None:
         self.models = models
+        self.experiments = experiments
         self.on_forget = on_forget
         self.cards = cards
         self.poll_seconds = poll_seconds
@@ -80,7 +83,9 @@ class Refresher:
 
     def tick(self, cards: bool) -> None:
         try:
-            self.models.refresh()
+            active = self.models.refresh()
+            if self.experiments is not None:
+                self.experiments.refresh(active)
             if cards:
                 self.cards.refresh()
         except Exception as exc:  # a database blip must not kill the thread: try again later
@@ -95,6 +100,22 @@ class Refresher:
                 return
             ticks += 1
             self.tick(cards=ticks % self.cards_every == 0)
+
+    def announce_change(self) -> None:
+        """Re-read the running experiment now (this worker answers by it from the next
+        request), and tell every other worker (through Redis, when set) to do the same."""
+        if self.experiments is not None:
+            try:
+                self.experiments.refresh(self.models.current())
+            except Exception as exc:  # the refresher thread tries again within poll_seconds
+                log.warning("experiments_refresh_failed", error=f"{type(exc).__name__}: {exc}")
+                self.wake()
+        if self._redis is None or not self._channel:
+            return
+        try:
+            self._redis.publish(self._channel, "experiments")
+        except Exception as exc:  # they poll too: the change reaches them within poll_seconds
+            log.warning("change_announce_failed", error=f"{type(exc).__name__}: {exc}")
 
     def announce_forget(self, reader_id: int) -> None:
         """Tell every worker (through Redis, when set) to drop an erased reader's lists."""
@@ -142,10 +163,15 @@ class ServingEngine:
     cache: RecommendationCache
     refresher: Refresher
     recommendations: RecommendationService
+    experiments: ExperimentStore | None
+    exposures: ExposureLog | None
 
     @classmethod
-    def of(cls, settings: Settings, engine: Engine) -> ServingEngine:
-        """Wire an engine from settings (Redis for the cache and activations when set)."""
+    def of(cls, settings: Settings, engine: Engine, experiments: bool = True) -> ServingEngine:
+        """Wire an engine from settings (Redis for the cache and activations when set).
+
+        With `experiments` (API workers) personal lists follow the running experiment and
+        log what they show; a command answers with the active model alone."""
         sessions = make_session_factory(engine)
         cache_redis = activations_redis = None
         if settings.redis_url:
@@ -159,6 +185,8 @@ class ServingEngine:
         registry = ModelRegistry(settings.models_dir, redis_notifier(settings))
         models = ModelStore(registry, sessions, on_switch=lambda _loaded: cache.clear_local())
         cards = CardStore(sessions)
+        store = ExperimentStore(registry, sessions) if experiments else None
+        exposures = ExposureLog(sessions) if experiments else None
         refresher = Refresher(
             models,
             cards,
@@ -166,12 +194,13 @@ class ServingEngine:
             activations_redis,
             activations_channel(settings),
             on_forget=cache.forget_reader,
+            experiments=store,
         )
         # a look-up on the event loop only when it is a local read (SQLite, no Redis)
         inline = engine.dialect.name == "sqlite" and not cache.needs_network
         versions = ActivityVersions(engine) if inline else None
-        service = RecommendationService(sessions, models, cards, cache, versions)
-        return cls(models, cards, cache, refresher, service)
+        service = RecommendationService(sessions, models, cards, cache, versions, store, exposures)
+        return cls(models, cards, cache, refresher, service, store, exposures)
 
     def current(self) -> LoadedModel | None:
         return self.models.current()
@@ -182,8 +211,12 @@ class ServingEngine:
 
     def start(self) -> None:
         self.refresher.start()
+        if self.exposures is not None:
+            self.exposures.start()
 
     def stop(self) -> None:
         self.refresher.stop()
+        if self.exposures is not None:
+            self.exposures.stop()
         if self.recommendations.versions is not None:
             self.recommendations.versions.close()

@@ -20,3 +20,7 @@ class RecommendationList(BaseModel):
     strategy: str
     model_version: int = Field(description="The model version that made this list")
     items: list[RecommendedBook]
+    experiment_id: int | None = Field(
+        None, description="The running experiment this personal list belongs to, if any"
+    )
+    variant: str | None = Field(None, description="The reader's variant of that experiment")

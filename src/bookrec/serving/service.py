@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +38,7 @@ from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
 from bookrec.recsys.data import Filters, IdMap, Interactions, ReaderHistory
 from bookrec.serving.books import BookCards, CardStore
 from bookrec.serving.cache import RecommendationCache, cache_key
+from bookrec.serving.experiments import ExperimentStore, ExposureLog
 from bookrec.serving.loaded import LoadedModel
 from bookrec.serving.schemas import RecommendationList, RecommendedBook
 
@@ -123,12 +124,22 @@ class ReaderRef:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """The experiment variant a reader's personal list comes from."""
+
+    experiment_id: int
+    variant: str
+
+
+@dataclass(frozen=True)
 class Answer:
-    """A finished list: the response body, where it came from, the model version that made it."""
+    """A finished list: the response body, where it came from, the model version that made it
+    (and the experiment variant, while one runs)."""
 
     body: bytes
     source: Source
     model_version: int
+    assignment: Assignment | None = None
 
     def listing(self) -> RecommendationList:
         return RecommendationList.model_validate_json(self.body)
@@ -143,6 +154,7 @@ class Lookup:
     reader: ReaderVersion | None
     key: str
     answer: Answer | None
+    assignment: Assignment | None = None
 
 
 class ModelSource(Protocol):
@@ -164,12 +176,16 @@ class RecommendationService:
         cards: CardStore,
         cache: RecommendationCache,
         versions: ActivityVersions | None = None,
+        experiments: ExperimentStore | None = None,
+        exposures: ExposureLog | None = None,
     ) -> None:
         self.sessions = sessions
         self.models = models
         self.cards = cards
         self.cache = cache
         self.versions = versions
+        self.experiments = experiments
+        self.exposures = exposures
 
     @property
     def lookups_inline(self) -> bool:
@@ -201,6 +217,18 @@ class RecommendationService:
         request.filters.check()
         loaded = loaded or self.model()
         version = None if reader is None else self._version_of(reader, versions)
+        assignment = None
+        store = self.experiments
+        if version is not None and request.strategy == "personal" and store is not None:
+            running = store.current()
+            if running is not None:
+                arm = running.arm_for(version.reader_id)
+                assignment = Assignment(running.experiment_id, arm.name)
+                request = replace(request, strategy=cast(Strategy, arm.strategy))
+                if arm.model_version is not None and arm.model_version != loaded.number:
+                    loaded = store.model(arm.model_version) or loaded
+            elif store.default_strategy != "personal":
+                request = replace(request, strategy=cast(Strategy, store.default_strategy))
         if version is not None and loaded.precomputed is not None and request.is_plain():
             picks = loaded.precomputed.lookup(
                 version.reader_id, version.activity_version, request.k + SLACK
@@ -208,16 +236,18 @@ class RecommendationService:
             if picks is not None:
                 # not cached (so no key): rebuilding it costs about what a cache entry would
                 body = plain_list_json(
-                    self.cards.cards, request.strategy, loaded.number, picks, request.k
+                    self.cards.cards, request.strategy, loaded.number, picks, request.k, assignment
                 )
-                return Lookup(
-                    loaded, request, version, "", Answer(body, "precomputed", loaded.number)
-                )
+                found = Answer(body, "precomputed", loaded.number, assignment)
+                return Lookup(loaded, request, version, "", found, assignment)
         who = ("-", "-") if version is None else (version.reader_id, version.activity_version)
-        key = cache_key((loaded.number, request.strategy, request.digest(), *who))
+        kind: str = request.strategy
+        if assignment is not None:  # one variant's list is never another's cache entry
+            kind = f"{kind}@{assignment.experiment_id}.{assignment.variant}"
+        key = cache_key((loaded.number, kind, request.digest(), *who))
         cached = self.cache.get(key)
-        answer = None if cached is None else Answer(cached, "hit", loaded.number)
-        return Lookup(loaded, request, version, key, answer)
+        answer = None if cached is None else Answer(cached, "hit", loaded.number, assignment)
+        return Lookup(loaded, request, version, key, answer, assignment)
 
     def _version_of(self, reader: ReaderRef, versions: ActivityVersions | None) -> ReaderVersion:
         if versions is not None:
@@ -244,13 +274,28 @@ class RecommendationService:
                 else readers.activity_of(session.connection(), lookup.reader.reader_id)
             )
         listing = build_list(loaded, self.cards.cards, request, filters, activity)
+        if lookup.assignment is not None:
+            listing.experiment_id = lookup.assignment.experiment_id
+            listing.variant = lookup.assignment.variant
         body = listing.model_dump_json().encode()
         self.cache.put(lookup.key, body)
-        return Answer(body, "miss", loaded.number)
+        return Answer(body, "miss", loaded.number, lookup.assignment)
+
+    def _exposed(self, lookup: Lookup, answer: Answer) -> Answer:
+        """Log the books an experiment's list shows (queued, written off the request path)."""
+        if answer.assignment is not None and self.exposures is not None and lookup.reader:
+            self.exposures.log(
+                answer.assignment.experiment_id,
+                lookup.reader.reader_id,
+                answer.assignment.variant,
+                answer.body,
+            )
+        return answer
 
     def answer(self, request: ListRequest, reader: ReaderRef | None = None) -> Answer:
         """A list for everyone (`reader` None) or for one reader; NotFound for no such reader."""
-        return self.score(self.find(request, reader))
+        lookup = self.find(request, reader)
+        return self._exposed(lookup, self.score(lookup))
 
     async def answer_async(self, request: ListRequest, reader: ReaderRef | None = None) -> Answer:
         """`answer` for an event loop: the look-up inline when it is a local read, scoring
@@ -260,8 +305,8 @@ class RecommendationService:
         else:
             lookup = await to_thread.run_sync(self.find, request, reader)
         if lookup.answer is not None:
-            return lookup.answer
-        return await to_thread.run_sync(self.score, lookup)
+            return self._exposed(lookup, lookup.answer)
+        return self._exposed(lookup, await to_thread.run_sync(self.score, lookup))
 
     def answer_many(
         self, request: ListRequest, external_ids: Sequence[int]
@@ -277,7 +322,7 @@ class RecommendationService:
             except NotFound:
                 unknown.append(external_id)
                 continue
-            answers[external_id] = self.score(lookup)
+            answers[external_id] = self._exposed(lookup, self.score(lookup))
         return loaded.number, answers, unknown
 
     # -- books like a book ---------------------------------------------------------------
@@ -425,6 +470,7 @@ def plain_list_json(
     model_version: int,
     recommendations: Sequence[Recommendation],
     k: int,
+    assignment: Assignment | None = None,
 ) -> bytes:
     """An unexplained list's JSON body from the cards' stored JSON: byte for byte what
     `describe` and `RecommendationList.model_dump_json` give, at a fraction of the cost."""
@@ -436,7 +482,10 @@ def plain_list_json(
             if len(items) == k:
                 break
     empty = RecommendationList(strategy=strategy, model_version=model_version, items=[])
-    return empty.model_dump_json().encode().removesuffix(b"]}") + b",".join(items) + b"]}"
+    if assignment is not None:
+        empty.experiment_id, empty.variant = assignment.experiment_id, assignment.variant
+    head, _, tail = empty.model_dump_json().encode().partition(b'"items":[]')
+    return head + b'"items":[' + b",".join(items) + b"]" + tail
 
 
 def build_list(

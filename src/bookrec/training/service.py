@@ -15,6 +15,7 @@ from bookrec.datasets.models import Dataset
 from bookrec.db.session import unit_of_work
 from bookrec.errors import InvalidInput
 from bookrec.evaluation.tuned import TunedParams
+from bookrec.experiments import service as experiments_service
 from bookrec.model_registry.registry import ModelRegistry
 from bookrec.model_registry.version import ModelVersion
 from bookrec.readers import service as readers_service
@@ -185,7 +186,11 @@ def train(
             if promoted:
                 version = registry.activate(session, version.number, actor="train")
             # housekeeping with every training: what outlived its retention goes
-            registry.prune(session, settings.model_retention_days)
+            registry.prune(
+                session,
+                settings.model_retention_days,
+                keep=experiments_service.versions_in_use(session),
+            )
             readers_service.prune_events(session, readers_service.EventLimits.of(settings))
     except BaseException:
         registry.discard(staging)

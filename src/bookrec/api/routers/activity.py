@@ -11,6 +11,7 @@ from bookrec.api.deps import PageDep, SessionDep, StateDep
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.routers.books import BookId
 from bookrec.api.schemas import PROBLEM, Page
+from bookrec.experiments import service as experiments
 from bookrec.readers import service
 from bookrec.readers.schemas import (
     EventBatch,
@@ -120,12 +121,21 @@ def list_shelf(session: SessionDep, reader: access.Reader, page: PageDep) -> Pag
     "/events",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Log views, clicks and impressions of books, 1 to 100 per batch",
+    description=(
+        "With a bearer token the events are your own. An app's backend reports its readers' "
+        "events with an API key (scope `events:write`), each event naming the data set "
+        "`user_id`. Events from an experiment's list name its `experiment_id` (and `variant`): "
+        "impressions and clicks then count for the reader's variant; a click naming no "
+        "experiment counts for the running one when its list showed that book to the reader."
+    ),
     response_description="Every event of the batch was recorded",
-    responses={**UNAUTHORIZED, **INVALID},
+    responses={**UNAUTHORIZED, **INVALID, 403: PROBLEM, 429: PROBLEM},
 )
 def record_events(
-    session: SessionDep, state: StateDep, reader: access.Reader, body: EventBatch
+    session: SessionDep, state: StateDep, sender: access.Events, body: EventBatch
 ) -> EventsAccepted:
     limits = service.EventLimits.of(state.settings)
-    accepted = service.record_events(session, reader.reader_id, body.events, limits)
-    return EventsAccepted(accepted=accepted)
+    reader_ids = service.event_readers(session, body.events, sender.reader_id)
+    times = service.record_events(session, reader_ids, body.events, limits)
+    experiments.record_feedback(session, reader_ids, body.events, times)
+    return EventsAccepted(accepted=len(times))

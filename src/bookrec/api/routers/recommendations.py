@@ -90,6 +90,9 @@ LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
         "headers": {
             "X-Model-Version": {"description": "The model version that answered"},
             "X-Cache": {"description": "precomputed, hit (the cache) or miss (scored now)"},
+            "X-Experiment-Variant": {
+                "description": "The reader's variant, while an experiment runs on personal lists"
+            },
         }
     },
     422: {**PROBLEM, "description": "A parameter is out of range or unknown"},
@@ -105,11 +108,10 @@ DatasetUserId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 def list_response(answer: Answer) -> Response:
     """A finished list as JSON, with the model version that made it and where it came from."""
-    return Response(
-        content=answer.body,
-        media_type="application/json",
-        headers={"X-Model-Version": str(answer.model_version), "X-Cache": answer.source},
-    )
+    headers = {"X-Model-Version": str(answer.model_version), "X-Cache": answer.source}
+    if answer.assignment is not None:
+        headers["X-Experiment-Variant"] = answer.assignment.variant
+    return Response(content=answer.body, media_type="application/json", headers=headers)
 
 
 @router.get(
@@ -185,6 +187,9 @@ class BatchRequest(BaseModel):
 class UserRecommendations(BaseModel):
     user_id: int
     items: list[RecommendedBook]
+    model_version: int = Field(description="The model version that made this reader's list")
+    experiment_id: int | None = Field(None, description="The running experiment, if any")
+    variant: str | None = Field(None, description="The reader's variant of that experiment")
 
 
 class BatchRecommendations(BaseModel):
@@ -213,7 +218,15 @@ async def batch(
         strategy="personal",
         model_version=version,
         results=[
-            UserRecommendations(user_id=user_id, items=answer.listing().items)
+            UserRecommendations(
+                user_id=user_id,
+                items=answer.listing().items,
+                model_version=answer.model_version,
+                experiment_id=None
+                if answer.assignment is None
+                else answer.assignment.experiment_id,
+                variant=None if answer.assignment is None else answer.assignment.variant,
+            )
             for user_id, answer in answers.items()
         ],
         unknown_user_ids=unknown,

@@ -1,0 +1,1 @@
+"""A/B experiments on the personal lists: variants, sticky assignment, exposures, analysis."""
