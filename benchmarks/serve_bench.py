@@ -150,6 +150,41 @@ def mint_key(env: dict[str, str]) -> tuple[str, int]:
     return str(report["key"]), int(report["readers"])
 
 
+EXPERIMENT_CODE = (
+    "import json, sys, time, bookrec.schema\n"
+    "from sqlalchemy.orm import Session\n"
+    "from bookrec.config import load_settings\n"
+    "from bookrec.db.engine import make_engine\n"
+    "from bookrec.experiments import service\n"
+    "from bookrec.experiments.schemas import ExperimentIn\n"
+    "from bookrec.model_registry.registry import ModelRegistry\n"
+    "settings = load_settings()\n"
+    "engine = make_engine(settings.sqlalchemy_url)\n"
+    "registry = ModelRegistry(settings.models_dir)\n"
+    "with Session(engine) as session, session.begin():\n"
+    "    if sys.argv[1] == 'start':\n"
+    "        spec = ExperimentIn(name=f'serve-bench-{time.time_ns()}',"
+    " variants=[{'name': 'a'}, {'name': 'b'}])\n"
+    "        experiment = service.create(session, spec, registry)\n"
+    "        service.start(session, experiment.experiment_id, registry)\n"
+    "        print(experiment.experiment_id)\n"
+    "    else:\n"
+    "        service.stop(session, int(sys.argv[2]))\n"
+)
+
+
+def experiment(env: dict[str, str], *args: str) -> str:
+    """Start an A/A experiment on the active model (`start`), or stop one (`stop ID`)."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXPERIMENT_CODE, *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
 class Server:
     """`bookrec serve --workers N` and a sampler of its workers' memory."""
 
@@ -291,6 +326,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         var_dir.mkdir()
         prepare(var_dir, env)
     key, readers = mint_key(env)
+    running = experiment(env, "start") if args.experiment else None
+    if running:
+        log(f"experiment {running} (A/A on the active model) is running")
     script = workdir / "users.lua"
     script.write_text(LUA)
     wrk_env = {
@@ -334,6 +372,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             log(f"{name}: {run}")
     finally:
         server.stop()
+        if running:
+            experiment(env, "stop", running)
 
     def floor(*names: str) -> float:
         return sum(runs[name]["requests_per_s"] for name in names) / len(names)
@@ -348,6 +388,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "workers": args.workers,
             "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s",
             "warm_users": args.warm_users,
+            "experiment_running": bool(args.experiment),
         },
         "runs": runs,
         # each run against the mean of the floors measured just before and just after it
@@ -388,6 +429,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-users", type=int, default=300)
     parser.add_argument("--warm-up", type=int, default=20, help="seconds of the warm-up pass")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--experiment",
+        action="store_true",
+        help="run with an A/A experiment on the personal lists (assignment, variant labels and "
+        "server-logged impressions on every list)",
+    )
     parser.add_argument("--json", help="also write the result document here")
     return parser.parse_args(argv)
 

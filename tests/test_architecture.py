@@ -100,6 +100,7 @@ MODEL_MODULES = (
     "bookrec.accounts.models",
     "bookrec.catalog.models",
     "bookrec.datasets.models",
+    "bookrec.experiments.models",
     "bookrec.jobs.models",
     "bookrec.model_registry.models",
     "bookrec.readers.models",

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from tests.fixtures.accounts import signed_in
+from tests.fixtures.cli import invoke, invoke_json
 from tests.fixtures.datasets import write_small_dataset
 
 from bookrec.accounts.audit import AuditEvent
@@ -253,7 +254,7 @@ def run_experiment(
 
 
 def test_impressions_clicks_and_results_find_a_real_difference_and_not_a_fake_one(
-    engine: Engine, six_hundred: Settings
+    engine: Engine, database_url: str, six_hundred: Settings
 ) -> None:
     with TestClient(create_app(six_hundred)) as client:
         admin = admin_of(client, engine, six_hundred)
@@ -266,6 +267,14 @@ def test_impressions_clicks_and_results_find_a_real_difference_and_not_a_fake_on
         assert low < ab["variants"][0]["ctr"] < high
         aa = run_experiment(client, admin, key, "aa", {"a": 0.08, "b": 0.08}, seed=4)
         assert not aa["test"]["significant"], aa
+    # operators read the same results from the command line
+    env = {"DATABASE_URL": database_url, "BOOKREC_VAR_DIR": str(six_hundred.var_dir)}
+    shown_json = invoke_json(env, "experiments", "show", "1", "--json")
+    assert shown_json["name"] == "ab" and shown_json["results"]["test"]["significant"]
+    code, text = invoke(env, "experiments", "show", "1")
+    assert code == 0 and "better vs control: +" in text and "significant" in text, text
+    code, text = invoke(env, "experiments", "list")
+    assert code == 0 and "aa" in text and "stopped" in text, text
     with Session(engine) as session:  # the server logged its impressions too (no double count)
         shown = session.scalar(select(func.count()).select_from(Exposure))
     assert shown == sum(v["impressions"] for v in ab["variants"] + aa["variants"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bookrec.cli import data, db, models, users
+from bookrec.cli import data, db, experiments, models, users
 from bookrec.cli.evaluate import evaluate, tune
 from bookrec.cli.recommend import recommend
 from bookrec.cli.serve import serve
@@ -42,6 +42,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(data.app, name="data")
 app.add_typer(users.app, name="users")
 app.add_typer(models.app, name="models")
+app.add_typer(experiments.app, name="experiments")
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train)
 app.command()(recommend)
 app.command()(serve)

@@ -4,7 +4,7 @@
 experiment and loads every model version its variants name, memory-mapped beside the active
 one, so a request only reads memory to know a reader's variant. `ExposureLog` queues the books
 each experiment list showed and writes them in batches from its own thread: bounded (a full
-queue drops the newest and counts them), never on the request path.
+queue drops the newest lists and counts them), never on the request path.
 """
 
 from __future__ import annotations
@@ -108,54 +108,76 @@ class ExperimentStore:
 
 
 class ExposureLog:
-    """Books shown in experiment lists, written in batches off the request path."""
+    """Books shown in experiment lists, written in batches off the request path.
+
+    A request only queues its list body (one non-blocking put); the writer thread finds the
+    book ids in it, skips (experiment, reader, book) pairs this worker wrote already (a
+    reader fetching the same list again shows nothing new), and inserts the rest.
+    """
 
     def __init__(
-        self, sessions: SessionFactory, capacity: int = 50_000, flush_seconds: float = 1.0
+        self,
+        sessions: SessionFactory,
+        capacity: int = 10_000,
+        flush_seconds: float = 1.0,
+        remembered: int = 500_000,
     ) -> None:
         self.sessions = sessions
         self.flush_seconds = flush_seconds
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=capacity)
+        self.remembered = remembered
+        self._queue: queue.Queue[tuple[int, int, str, bytes, int]] = queue.Queue(capacity)
+        self._written: set[tuple[int, int, int]] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0
 
     def log(self, experiment_id: int, reader_id: int, variant: str, body: bytes) -> None:
-        """Queue one impression per book of a list body (non-blocking; drops when full)."""
-        shown_at = int(time.time())
-        for match in _BOOK_ID.finditer(body):
-            row = {
-                "experiment_id": experiment_id,
-                "reader_id": reader_id,
-                "book_id": int(match.group(1)),
-                "variant": variant,
-                "shown_at": shown_at,
-            }
-            try:
-                self._queue.put_nowait(row)
-            except queue.Full:
-                self.dropped += 1
+        """Queue a list's impressions (non-blocking; a full queue drops them, counted)."""
+        try:
+            self._queue.put_nowait((experiment_id, reader_id, variant, body, int(time.time())))
+        except queue.Full:
+            self.dropped += 1
 
     def flush(self) -> int:
-        """Write what is queued now; returns how many rows were written."""
-        rows: list[dict[str, Any]] = []
-        while True:
+        """Write what is queued now; returns how many new pairs were written."""
+        with self._lock:  # the writer thread and a stopping worker never write the same rows
+            rows: list[dict[str, Any]] = []
+            pairs: set[tuple[int, int, int]] = set()
+            while True:
+                try:
+                    experiment_id, reader_id, variant, body, shown_at = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                for match in _BOOK_ID.finditer(body):
+                    pair = (experiment_id, reader_id, int(match.group(1)))
+                    if pair in self._written or pair in pairs:
+                        continue
+                    pairs.add(pair)
+                    rows.append(
+                        {
+                            "experiment_id": experiment_id,
+                            "reader_id": reader_id,
+                            "book_id": pair[2],
+                            "variant": variant,
+                            "shown_at": shown_at,
+                        }
+                    )
+            if not rows:
+                return 0
             try:
-                rows.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        if not rows:
-            return 0
-        try:
-            with unit_of_work(self.sessions) as session:
-                experiments.record_exposures(session.connection(), rows)
-        except Exception as exc:  # the database is away: these impressions are lost, say so
-            self.dropped += len(rows)
-            log.warning(
-                "exposures_not_written", rows=len(rows), error=f"{type(exc).__name__}: {exc}"
-            )
-            return 0
-        return len(rows)
+                with unit_of_work(self.sessions) as session:
+                    experiments.record_exposures(session.connection(), rows)
+            except Exception as exc:  # the database is away: these impressions are lost
+                self.dropped += len(rows)
+                log.warning(
+                    "exposures_not_written", rows=len(rows), error=f"{type(exc).__name__}: {exc}"
+                )
+                return 0
+            if len(self._written) + len(pairs) > self.remembered:
+                self._written.clear()
+            self._written |= pairs
+            return len(rows)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="bookrec-exposures", daemon=True)
