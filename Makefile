@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 BOOKREC := $(VENV)/bin/bookrec
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-commands lint format bench clean
+.PHONY: install run test test-commands test-reliability lint format bench clean
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -29,6 +29,9 @@ test: lint ## lint, then the whole test suite (SQLite and PostgreSQL), on two pr
 
 test-commands: install ## every bookrec command on an empty database, each in a new process (~2 min)
 	$(VENV)/bin/pytest -q -n 2 -m commands
+
+test-reliability: install ## production mode under faults: own PostgreSQL + Redis, serve, kills (~3 min)
+	$(VENV)/bin/pytest -q -m reliability tests/reliability
 
 lint: install ## ruff, mypy and the architecture contracts
 	$(VENV)/bin/ruff check .
