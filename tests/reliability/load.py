@@ -7,6 +7,7 @@ committed). A write acknowledged and then missing from the database is a lost wr
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -53,6 +54,7 @@ class Load:
     """`readers` threads, each with its own keep-alive connection, until `stop()`."""
 
     def __init__(self, base_url: str, readers: int, books: int, seed: int = 22) -> None:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # thousands of requests
         self.base_url = base_url
         self.books = books
         self.readers = [Reader(f"reader{n}@reliability.example.org") for n in range(readers)]

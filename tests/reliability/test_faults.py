@@ -473,8 +473,21 @@ def _check(load: Load, timeline: Timeline, deployed: Deployment) -> None:
         "acknowledged_shelvings": sum(len(r.shelved) for r in load.readers),
         "lost_writes": len(lost),
         "503_database_unavailable": len(unavailable),
-        "503_per_phase": {
-            name: sum(1 for o in unavailable if timeline.within(o, (name,), GRACE_SECONDS))
+        "503_per_phase": dict(
+            Counter(
+                next(name for name in db_away if timeline.within(o, (name,), GRACE_SECONDS))
+                for o in unavailable
+                if timeline.within(o, db_away, GRACE_SECONDS)
+            )
+        ),
+        "503_seconds_per_phase": {
+            name: round(
+                max((o.ended for o in unavailable if timeline.within(o, (name,), 0)), default=0)
+                - min(
+                    (o.started for o in unavailable if timeline.within(o, (name,), 0)), default=0
+                ),
+                1,
+            )
             for name in db_away
         },
         "dropped_connections": len(dropped),
