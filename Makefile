@@ -45,12 +45,13 @@ format: install
 
 MOVIELENS ?= ../shared/data/movielens-small
 
-bench: install ## benchmarks (ratios against floors measured in the same run); results in docs/benchmarks.md
+bench: install ## benchmarks (ratios against floors measured in the same run); results in docs/benchmarks.md, the soak's in docs/reliability.md
 	$(VENV)/bin/python -m benchmarks.cli_startup
 	$(VENV)/bin/python -m benchmarks.import_bench --repeats 4
 	$(VENV)/bin/python -m benchmarks.train_bench --repeats 2
 	@if command -v wrk >/dev/null; then $(VENV)/bin/python -m benchmarks.serve_bench; \
 	else echo "serving benchmark skipped: wrk is not installed (apt-get install wrk)"; fi
+	$(VENV)/bin/python -m benchmarks.soak
 	@if [ -f "$(MOVIELENS)/ratings.csv" ]; then \
 		$(VENV)/bin/python -m benchmarks.quality_bench "$(MOVIELENS)"; \
 	else echo "quality benchmark skipped: no $(MOVIELENS)/ratings.csv (set MOVIELENS=DIR)"; fi

@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SERVICE_USER = "postgres"
 
@@ -81,7 +82,7 @@ class RunAs:
             entry = pwd.getpwnam(SERVICE_USER)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
-    def postgres_args(self) -> dict[str, object]:
+    def postgres_args(self) -> dict[str, Any]:
         """`subprocess` arguments running a PostgreSQL binary as its user."""
         if not self.root:
             return {}
@@ -115,7 +116,7 @@ class PostgresCluster:
             capture_output=True,
             timeout=timeout,
             cwd=self.root,
-            **self.run_as.postgres_args(),  # type: ignore[arg-type]
+            **self.run_as.postgres_args(),
         )
 
     def init(self) -> None:

@@ -14,50 +14,34 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
 import stat
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
-from bookrec.accounts.service import Authenticator, register
-from bookrec.config import Settings
-from bookrec.db.engine import make_engine
-from bookrec.db.session import unit_of_work
-from bookrec.importing.importer import import_directory
-from bookrec.model_registry.registry import ModelRegistry
-from bookrec.schema.migrate import upgrade
-from bookrec.training.service import train
 from tests.fixtures.database import services_required
-from tests.fixtures.datasets import write_small_dataset
-from tests.reliability.load import API, Load, Outcome, worker_of
-from tests.reliability.services import (
-    PostgresCluster,
-    RedisServer,
-    RunAs,
-    free_port,
-    postgres_bindir,
-    wait_for_port,
+from tests.reliability.deployment import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    BOOKS,
+    Deployment,
+    deploy,
+    missing_binaries,
+    wait,
+    worker_pids,
 )
+from tests.reliability.load import API, Load, Outcome, worker_of
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
-ADMIN_EMAIL = "keeper@reliability.example.org"
-ADMIN_PASSWORD = "an admin passphrase for the faults"
-BOOKS = 300  # tests.fixtures.datasets: the small data set's books are 1..300
 #: After the database is back, 503s may still come from requests that started before.
 GRACE_SECONDS = 5.0
 #: Both API workers writing again after the database is back: within this many seconds.
@@ -67,175 +51,15 @@ RECOVERY_SECONDS = 20.0
 WORKER_BOOT_SECONDS = 120.0
 
 
-def _skip_or_fail(message: str) -> None:
-    if services_required():
-        pytest.fail(message + " (BOOKREC_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
-
-
-@dataclass
-class Deployment:
-    root: Path
-    cluster: PostgresCluster
-    redis: RedisServer
-    settings: Settings
-    env: dict[str, str]
-    run_as: RunAs
-    base_url: str
-    engine: Engine
-    serve: subprocess.Popen[bytes] | None = None
-    worker: subprocess.Popen[bytes] | None = None
-    logs: list[Path] = field(default_factory=list)
-    boot_seconds: float = 0.0
-
-    def start(self, name: str, *arguments: str) -> subprocess.Popen[bytes]:
-        log = self.root / f"{name}.log"
-        self.logs.append(log)
-        with log.open("ab") as output:
-            return subprocess.Popen(
-                [
-                    *self.run_as.bookrec_prefix(),
-                    sys.executable,
-                    "-m",
-                    "bookrec.cli.main",
-                    *arguments,
-                ],
-                env=self.env,
-                cwd=self.root,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def start_worker(self) -> None:
-        self.worker = self.start("worker", "worker")
-
-    def kill_group(self, process: subprocess.Popen[bytes] | None) -> None:
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def stop(self, process: subprocess.Popen[bytes] | None) -> None:
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill_group(process)
-
-    def active_version(self) -> int | None:
-        with self.engine.connect() as connection:
-            return connection.execute(
-                text("SELECT version FROM model_versions WHERE status = 'active'")
-            ).scalar()
-
-    def tail(self) -> str:
-        return "\n".join(
-            f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-            for log in self.logs
-            if log.exists()
-        )
-
-
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[Deployment]:
-    bindir = postgres_bindir()
-    if bindir is None:
-        _skip_or_fail("no PostgreSQL server binaries (initdb) found")
-    if not Path("/usr/bin/redis-server").exists() and not _which("redis-server"):
-        _skip_or_fail("no redis-server binary found")
-    assert bindir is not None
-    run_as = RunAs.pick()
-    root = Path(tempfile.mkdtemp(prefix="bookrec-reliability-"))
-    root.chmod(0o755)
-    cluster = PostgresCluster(root / "pg", run_as, bindir)
-    redis = RedisServer(root)
-    cluster.init()
-    redis.start()
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("BOOKREC_", "DATABASE_URL", "REDIS_URL"))
-    }
-    env.update(
-        HOME=str(root),
-        DATABASE_URL=cluster.url,
-        REDIS_URL=redis.url,
-        BOOKREC_ENV="production",
-        BOOKREC_SECRET_KEY=secrets.token_urlsafe(48),
-        BOOKREC_VAR_DIR=str(root / "var"),
-        BOOKREC_LOG_FORMAT="json",
-        BOOKREC_LOG_LEVEL="WARNING",
-        BOOKREC_PORT=str(port),
-        BOOKREC_WORKER_THREADS="4",
-        BOOKREC_RATE_LIMIT_GENERAL="100000/minute",
-        BOOKREC_RATE_LIMIT_GENERAL_ADDRESS="100000/minute",
-        BOOKREC_RATE_LIMIT_REGISTER_IP="1000/minute",
-        BOOKREC_RATE_LIMIT_LOGIN_IP="1000/minute",
-        BOOKREC_JOB_LEASE_SECONDS="6",
-        BOOKREC_JOB_HEARTBEAT_SECONDS="1",
-        BOOKREC_REDIS_PREFIX=f"reliability-{secrets.token_hex(4)}:",
-    )
-    settings = Settings(
-        DATABASE_URL=cluster.url,
-        BOOKREC_VAR_DIR=root / "var",
-        BOOKREC_ENV="test",
-        BOOKREC_ARGON2_TIME_COST=2,
-        BOOKREC_ARGON2_MEMORY_KIB=19 * 1024,
-        BOOKREC_ARGON2_PARALLELISM=1,
-    )
-    # everything the processes start from, made here (faster than one command each)
-    upgrade(cluster.url)
-    engine = make_engine(cluster.url)
-    data = write_small_dataset(root / "data")
-    import_directory(engine, data)
-    train(engine, ModelRegistry(settings.models_dir), "popularity", settings=settings)
-    with unit_of_work(engine) as session:
-        register(session, Authenticator.of(settings), ADMIN_EMAIL, ADMIN_PASSWORD, role="admin")
-    deployed = Deployment(
-        root, cluster, redis, settings, env, run_as, f"http://127.0.0.1:{port}", engine
-    )
-    try:
-        deployed.serve = deployed.start("serve", "serve", "--workers", "2")
-        deployed.start_worker()
-        booting = time.monotonic()
-        wait_for_port(port, 120)
-        _wait(lambda: _ready(deployed.base_url), 120, "the API to be ready", deployed)
-        deployed.boot_seconds = round(time.monotonic() - booting, 1)
+    missing = missing_binaries()
+    if missing:
+        if services_required():
+            pytest.fail(missing + " (BOOKREC_REQUIRE_SERVICES=1)")
+        pytest.skip(missing)
+    with deploy(job_worker=True) as deployed:
         yield deployed
-    finally:
-        deployed.stop(deployed.serve)
-        deployed.stop(deployed.worker)
-        redis.kill()
-        engine.dispose()
-        cluster.destroy()
-        if os.environ.get("BOOKREC_RELIABILITY_KEEP") is None:
-            shutil.rmtree(root, ignore_errors=True)
-
-
-def _which(name: str) -> str | None:
-    from shutil import which
-
-    return which(name)
-
-
-def _ready(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/health/ready", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str, deployed: Deployment) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{deployed.tail()}")
 
 
 @dataclass
@@ -256,15 +80,6 @@ class Timeline:
             for name in names
             if name in self.phases
         )
-
-
-def _worker_pids(serve: subprocess.Popen[bytes]) -> set[int]:
-    """uvicorn's worker processes (not multiprocessing's resource tracker)."""
-    return {
-        child.pid
-        for child in psutil.Process(serve.pid).children()
-        if child.is_running() and "resource_tracker" not in " ".join(child.cmdline())
-    }
 
 
 def _live_workers(base_url: str, expected: int) -> set[str | None]:
@@ -332,7 +147,7 @@ def test_faults_under_load(deployment: Deployment) -> None:
 
         # an API worker SIGKILLed: the other answers, uvicorn starts a new one
         assert deployed.serve is not None
-        before = _worker_pids(deployed.serve)
+        before = worker_pids(deployed.serve)
         assert len(before) == 2, f"expected 2 API workers, found {before}"
         seen_before = _live_workers(deployed.base_url, 2)
         victim = min(before)
@@ -349,9 +164,9 @@ def test_faults_under_load(deployment: Deployment) -> None:
                 return False
             return answer.status_code == 200 and worker_of(answer) not in seen_before
 
-        _wait(new_worker_serving, WORKER_BOOT_SECONDS, "a new API worker to answer", deployed)
+        wait(new_worker_serving, WORKER_BOOT_SECONDS, "a new API worker to answer", deployed)
         timeline.figures["api_worker_back_seconds"] = round(time.monotonic() - started, 1)
-        assert len(_worker_pids(deployed.serve)) == 2
+        assert len(worker_pids(deployed.serve)) == 2
 
         admin = _admin_client(deployed)
         # the job worker SIGKILLed mid-training: the job ends failed, nothing served changes
@@ -361,7 +176,7 @@ def test_faults_under_load(deployment: Deployment) -> None:
         )
         assert job.status_code == 202, job.text
         job_id = job.json()["job_id"]
-        _wait(
+        wait(
             lambda: _job(admin, job_id)["status"] == "running",
             60,
             "the training job to start",
@@ -371,7 +186,7 @@ def test_faults_under_load(deployment: Deployment) -> None:
         assert _job(admin, job_id)["status"] == "running", "training ended before the kill"
         started = time.monotonic()
         deployed.kill_group(deployed.worker)
-        failed = _wait(
+        failed = wait(
             lambda: (body := _job(admin, job_id))["status"] == "failed" and body,
             60,
             "the killed job to be marked failed",
@@ -392,7 +207,7 @@ def test_faults_under_load(deployment: Deployment) -> None:
             job = admin.post(f"{API}/admin/train", json={"algo": "popularity", "force": True})
             assert job.status_code == 202, job.text
             job_id = job.json()["job_id"]
-            failed = _wait(
+            failed = wait(
                 lambda: (body := _job(admin, job_id))["status"] in ("failed", "succeeded") and body,
                 120,
                 "the training job on a read-only model directory to end",
@@ -409,7 +224,7 @@ def test_faults_under_load(deployment: Deployment) -> None:
         # and training works again once the directory is writable
         job = admin.post(f"{API}/admin/train", json={"algo": "popularity", "force": True})
         assert job.status_code == 202, job.text
-        done = _wait(
+        done = wait(
             lambda: (
                 (body := _job(admin, job.json()["job_id"]))["status"] in ("failed", "succeeded")
                 and body
@@ -445,7 +260,7 @@ def _wait_db_served(
         }
         return len(ok) >= 2
 
-    _wait(both_back, RECOVERY_SECONDS, f"both workers to write again after {name}", deployed)
+    wait(both_back, RECOVERY_SECONDS, f"both workers to write again after {name}", deployed)
     timeline.figures[f"{name}_writes_back_after_seconds"] = round(
         time.monotonic() - timeline.phases[name][1], 1
     )
@@ -533,12 +348,13 @@ def _lost_writes(load: Load, deployed: Deployment) -> list[str]:
     lost: list[str] = []
     with deployed.engine.connect() as connection:
         for reader in load.readers:
-            held = dict(
-                connection.execute(
+            held: dict[int, int] = {
+                int(book_id): int(rating)
+                for book_id, rating in connection.execute(
                     text("SELECT book_id, rating FROM ratings WHERE reader_id = :r"),
                     {"r": reader.reader_id},
-                ).all()
-            )
+                )
+            }
             shelf = set(
                 connection.execute(
                     text("SELECT book_id FROM shelf WHERE reader_id = :r"),
