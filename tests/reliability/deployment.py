@@ -130,8 +130,23 @@ def deploy(*, job_worker: bool) -> Iterator[Deployment]:
     root.chmod(0o755)
     cluster = PostgresCluster(root / "pg", run_as, bindir)
     redis = RedisServer(root)
-    cluster.init()
-    redis.start()
+    try:
+        cluster.init()
+        redis.start()
+        with _running(cluster, redis, root, run_as, job_worker) as deployed:
+            yield deployed
+    finally:
+        redis.kill()
+        cluster.destroy()
+        if os.environ.get("BOOKREC_RELIABILITY_KEEP") is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def _running(
+    cluster: PostgresCluster, redis: RedisServer, root: Path, run_as: RunAs, job_worker: bool
+) -> Iterator[Deployment]:
+    """The database filled, then `serve` (and the job worker) started; stopped at the end."""
     port = free_port()
     env = {
         key: value
@@ -188,11 +203,7 @@ def deploy(*, job_worker: bool) -> Iterator[Deployment]:
     finally:
         deployed.stop(deployed.serve)
         deployed.stop(deployed.worker)
-        redis.kill()
         engine.dispose()
-        cluster.destroy()
-        if os.environ.get("BOOKREC_RELIABILITY_KEEP") is None:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def ready(base_url: str) -> bool:
