@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 BOOKREC := $(VENV)/bin/bookrec
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-commands lint format bench clean
+.PHONY: install run test test-commands test-reliability lint format bench clean
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ test: lint ## lint, then the whole test suite (SQLite and PostgreSQL), on two pr
 test-commands: install ## every bookrec command on an empty database, each in a new process (~2 min)
 	$(VENV)/bin/pytest -q -n 2 -m commands
 
+test-reliability: install ## production mode under faults: own PostgreSQL + Redis, serve, kills (~3 min)
+	$(VENV)/bin/pytest -q -m reliability tests/reliability
+
 lint: install ## ruff, mypy and the architecture contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -42,12 +45,13 @@ format: install
 
 MOVIELENS ?= ../shared/data/movielens-small
 
-bench: install ## benchmarks (ratios against floors measured in the same run); results in docs/benchmarks.md
+bench: install ## benchmarks (ratios against floors measured in the same run); results in docs/benchmarks.md, the soak's in docs/reliability.md
 	$(VENV)/bin/python -m benchmarks.cli_startup
 	$(VENV)/bin/python -m benchmarks.import_bench --repeats 4
 	$(VENV)/bin/python -m benchmarks.train_bench --repeats 2
 	@if command -v wrk >/dev/null; then $(VENV)/bin/python -m benchmarks.serve_bench; \
 	else echo "serving benchmark skipped: wrk is not installed (apt-get install wrk)"; fi
+	$(VENV)/bin/python -m benchmarks.soak
 	@if [ -f "$(MOVIELENS)/ratings.csv" ]; then \
 		$(VENV)/bin/python -m benchmarks.quality_bench "$(MOVIELENS)"; \
 	else echo "quality benchmark skipped: no $(MOVIELENS)/ratings.csv (set MOVIELENS=DIR)"; fi

@@ -102,6 +102,25 @@ class ServiceUnavailable(BookrecError):
     type_slug = "service-unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached, is restarting or has no connection free right now.
+
+    The API answers 503 with `Retry-After`. A write that met this was not acknowledged
+    (it rolled back, or in the rare loss of the connection during COMMIT, may have landed):
+    the client sends it again.
+    """
+
+    title = "Database unavailable"
+    type_slug = "database-unavailable"
+    #: Seconds a client should wait before trying again (a restart takes a few).
+    retry_after = 5
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"the database is not available right now ({reason}); try again in {self.retry_after} s"
+        )
+
+
 class TooManyRequests(BookrecError):
     """Over a rate limit: the API answers 429 with `Retry-After` in seconds."""
 

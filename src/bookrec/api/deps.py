@@ -72,7 +72,10 @@ async def get_registry(state: StateDep) -> ModelRegistry:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+#: Scoped to the route function: the transaction commits before the response is sent, so a
+#: 2xx means committed, and a failed COMMIT is answered (503 or 500) instead of dropping the
+#: connection after a 2xx went out.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ServingDep = Annotated[ServingEngine, Depends(get_serving)]
 RecommendationsDep = Annotated[RecommendationService, Depends(get_recommendations)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]

@@ -9,10 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bookrec.api.headers import HSTS_HEADER, NO_STORE_HEADER, SECURITY_HEADERS
-from bookrec.errors import BookrecError, TooManyRequests, Unauthorized
+from bookrec.db.engine import unavailable_reason
+from bookrec.errors import BookrecError, DatabaseUnavailable, TooManyRequests, Unauthorized
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://bookrec.dev/problems/"
@@ -39,9 +41,26 @@ async def _bookrec_error(request: Request, exc: Exception) -> JSONResponse:
     response = problem(request, exc.status, exc.title, exc.detail, exc.type_slug, **exc.extra)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = exc.challenge
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, (TooManyRequests, DatabaseUnavailable)):
         response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, DatabaseUnavailable):
+        cause = exc.__cause__
+        log.warning(
+            "database_unavailable",
+            path=request.url.path,
+            error=f"{type(cause).__name__}: {cause}" if cause else exc.detail,
+        )
     return response
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database error met outside a unit of work: 503 when the database is away."""
+    reason = unavailable_reason(exc)
+    if reason is None:
+        return await _unexpected_error(request, exc)
+    unavailable = DatabaseUnavailable(reason)
+    unavailable.__cause__ = exc
+    return await _bookrec_error(request, unavailable)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -114,6 +133,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(BookrecError, _bookrec_error)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

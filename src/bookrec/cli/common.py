@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from bookrec.errors import BookrecError
+from bookrec.errors import BookrecError, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -142,6 +142,10 @@ def user_errors(function: Callable[P, R]) -> Callable[P, R]:
         token = _json_errors.set(bool(kwargs.get("as_json")))
         try:
             return function(*args, **kwargs)
+        except DatabaseUnavailable as exc:
+            # an operator at a terminal: the driver's own words (host, port, reason) help
+            cause = getattr(exc.__cause__, "orig", None)
+            fail(f"database error: {cause}" if cause is not None else exc.detail)
         except BookrecError as exc:
             fail(exc.detail, **_error_fields(exc))
         except Exception as exc:

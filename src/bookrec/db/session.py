@@ -17,9 +17,11 @@ from contextlib import contextmanager
 
 import structlog
 from sqlalchemy import Connection, Engine, Table, event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bookrec.errors import BookrecError
+from bookrec.db.engine import unavailable_reason
+from bookrec.errors import BookrecError, DatabaseUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -36,22 +38,32 @@ def make_session_factory(engine: Engine) -> SessionFactory:
 
 @contextmanager
 def unit_of_work(bind: Engine | SessionFactory) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error (see the module docstring)."""
+    """One transaction: commit on success, roll back on any error (see the module docstring).
+
+    The database being away (unreachable, restarting, out of connections) is raised as
+    `DatabaseUnavailable`, which the API answers 503 with `Retry-After`.
+    """
     sessions = make_session_factory(bind) if isinstance(bind, Engine) else bind
-    with sessions() as session:
-        session.begin()
-        try:
-            yield session
-        except BookrecError as exc:
-            if exc.keep_changes:
-                session.commit()
-            else:
+    try:
+        with sessions() as session:
+            session.begin()
+            try:
+                yield session
+            except BookrecError as exc:
+                if exc.keep_changes:
+                    session.commit()
+                else:
+                    session.rollback()
+                raise
+            except BaseException:
                 session.rollback()
+                raise
+            session.commit()
+    except SQLAlchemyError as exc:
+        reason = unavailable_reason(exc)
+        if reason is None:
             raise
-        except BaseException:
-            session.rollback()
-            raise
-        session.commit()
+        raise DatabaseUnavailable(reason) from exc
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

@@ -318,7 +318,10 @@ def open_block_file(path: Path, spec: BlockSpec) -> BlockFile:
         raise ImportFailed(path.name, 1, None, None, "the header is not UTF-8 text") from None
     if not header_text:
         raise ImportFailed(path.name, 1, None, None, "the file is empty (no header)")
-    header = [h.strip().strip('"') for h in next(csv.reader([header_text]))]
+    try:
+        header = [h.strip().strip('"') for h in next(csv.reader([header_text]))]
+    except csv.Error as exc:  # a carriage return or NUL inside the header line
+        raise ImportFailed(path.name, 1, None, None, f"unreadable header: {exc}") from None
     _check_header(path.name, header, list(spec.required))
     present = tuple(c for c in (*spec.required, *spec.optional) if c in header)
     return BlockFile(path, header, header_bytes, present, _data_end(path))
@@ -434,8 +437,19 @@ def _locate_parse_error(
     """pyarrow says only that a block is bad; find the exact line, column and value."""
     positions = {c: source.header.index(c) for c in source.present}
     text = raw.decode("utf-8", errors="replace")
-    for offset, values in enumerate(csv.reader(io.StringIO(text))):
+    rows = csv.reader(io.StringIO(text, newline=""))
+    offset = 0
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a stray carriage return, a NUL, an unterminated quote
+            raise ImportFailed(
+                name, first_line + offset, None, None, f"malformed CSV: {exc}"
+            ) from None
         line = first_line + offset
+        offset += 1
         if len(values) != len(source.header):
             raise ImportFailed(
                 name,

@@ -143,11 +143,12 @@ class EmbeddedWorker:
                 self._child_beat = time.monotonic()
             return
         child.join()
-        self._child = self._child_job = None
         if child.exitcode != 0:
             reason = describe_exit(child.exitcode)
+            # the database away: this raises, the child stays here and the next poll retries
             if service.fail(engine, job_id, reason, statuses=("running",)):
                 log.error("training job died", job_id=job_id, reason=reason)
+        self._child = self._child_job = None
 
     def _stop_child(self, engine: Engine) -> None:
         child, job_id = self._child, self._child_job

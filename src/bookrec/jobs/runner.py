@@ -6,6 +6,8 @@ never slows a fit). Any exception marks the job failed with its error text; the 
 staging directory and rename mean a failure never leaves a registered half-model. A job
 declared lost while it still runs (its heartbeat went stale) is fenced off: the reporter
 interrupts the training, so a job marked failed never registers a model afterwards.
+The job's outcome is written even across a short database outage: the write is retried
+until the database answers or the job's lease runs out (then the reaper fails it).
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import ctypes
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from sqlalchemy import Engine
 
 from bookrec.config import Settings
 from bookrec.db.session import make_session_factory, unit_of_work
-from bookrec.errors import Conflict
+from bookrec.errors import Conflict, DatabaseUnavailable
 from bookrec.jobs import repository, service
 from bookrec.jobs.schemas import TrainRequest
 
@@ -35,6 +37,25 @@ log = structlog.get_logger(__name__)
 PROGRESS_WRITE_SECONDS = 1.0
 
 Progress = Callable[[str, float], None]
+T = TypeVar("T")
+
+
+def record_outcome(write: Callable[[], T], patience_seconds: float) -> T:
+    """Run `write` (a job's final state), retrying while the database is away.
+
+    Gives up after `patience_seconds` (the job's lease: past it, the reaper fails the job).
+    """
+    deadline = time.monotonic() + patience_seconds
+    pause = 0.5
+    while True:
+        try:
+            return write()
+        except DatabaseUnavailable as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("job outcome not written yet: database away", error=exc.detail)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 class JobFenced(BaseException):
@@ -168,7 +189,10 @@ def execute(
                 "stale); its model was discarded"
             ) from None
         error = service.describe(exc)
-        service.fail(engine, job_id, error, statuses=("running",))
+        record_outcome(
+            lambda: service.fail(engine, job_id, error, statuses=("running",)),
+            settings.job_lease_seconds,
+        )
         log.error("training job failed", job_id=job_id, error=error)
         raise
     reporter.stop()
@@ -177,8 +201,12 @@ def execute(
         "promoted": outcome.promoted,
         "gate": outcome.gate,
     }
-    with unit_of_work(engine) as session:
-        repository.succeed(session, job_id, result)
+
+    def succeed() -> None:
+        with unit_of_work(engine) as session:
+            repository.succeed(session, job_id, result)
+
+    record_outcome(succeed, settings.job_lease_seconds)
     log.info("training job succeeded", job_id=job_id, **result)
     return outcome
 

@@ -16,6 +16,7 @@ from celery.schedules import crontab
 
 from bookrec.config import Settings
 from bookrec.db.engine import make_engine
+from bookrec.errors import DatabaseUnavailable
 from bookrec.jobs import runner, service
 from bookrec.jobs.schedule import enqueue_scheduled
 
@@ -86,7 +87,17 @@ def make_celery(settings: Settings) -> Celery:
         beat_scheduler="celery.beat:Scheduler",
     )
 
-    @app.task(name=TRAIN_TASK, shared=False)
+    # the database away before the job is claimed: the job stays queued and the task is
+    # sent again later (after 2, 4, 8... s, at most 60 s apart, 20 times)
+    @app.task(
+        name=TRAIN_TASK,
+        shared=False,
+        autoretry_for=(DatabaseUnavailable,),
+        retry_backoff=2,
+        retry_backoff_max=60,
+        retry_jitter=False,
+        max_retries=20,
+    )
     def train_job(job_id: int) -> None:
         """Claim the job and run it; a job already claimed or finished is left alone."""
         engine = make_engine(settings.sqlalchemy_url)
