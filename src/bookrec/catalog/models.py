@@ -35,6 +35,8 @@ class Book(TimestampMixin, Base):
     ratings_5: Mapped[int | None] = mapped_column(BigInteger)
     image_url: Mapped[str | None] = mapped_column(Text)
     small_image_url: Mapped[str | None] = mapped_column(Text)
+    # Names of the book's most-used tags, for search (see catalog.repository.refresh_tag_names)
+    tag_names: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     author_links: Mapped[list[BookAuthor]] = relationship(
         back_populates="book", cascade="all, delete-orphan", order_by="BookAuthor.position"

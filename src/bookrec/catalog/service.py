@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from bookrec.catalog import repository
+from bookrec.catalog import repository, search
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.db.paging import page_of_objects, page_of_rows
 from bookrec.errors import InvalidInput, NotFound
@@ -49,13 +49,24 @@ class BookQuery:
 def search_books(
     session: Session, query: BookQuery, offset: int, limit: int
 ) -> tuple[list[Book], int]:
-    """A page of matching books, most rated first, and the total number that match."""
+    """A page of matching books and the total number that match: with a text query, the
+    best matches first (see `catalog.search`), else the most rated first."""
     query.check()
-    statement = repository.book_search_query(
-        query.q, query.tag, language_filter(query.language), query.year_min, query.year_max
+    filters = repository.book_filters(
+        query.tag, language_filter(query.language), query.year_min, query.year_max
     )
-    ordered = statement.order_by(Book.ratings_count.desc().nulls_last(), Book.book_id)
+    if query.q is not None:
+        hits = search.search(session, query.q, filters, offset, limit)
+        return hits.books, hits.total
+    ordered = (
+        select(Book).where(*filters).order_by(Book.ratings_count.desc().nulls_last(), Book.book_id)
+    )
     return page_of_objects(session, ordered, offset, limit)
+
+
+def suggest_books(session: Session, q: str, limit: int = 10) -> list[Book]:
+    """Type-ahead: at most `limit` books whose title, authors, series or tags start like `q`."""
+    return search.suggest(session, q, limit)
 
 
 def book_exists(session: Session, book_id: int) -> bool:

@@ -16,7 +16,7 @@ from bookrec.api.routers.recommendations import (
 )
 from bookrec.api.schemas import PROBLEM, Page
 from bookrec.catalog import service
-from bookrec.catalog.schemas import BookDetail, BookSummary, TagOut
+from bookrec.catalog.schemas import BookDetail, BookSuggestion, BookSummary, TagOut
 from bookrec.serving.schemas import RecommendationList
 
 router = APIRouter(tags=["books"])
@@ -29,7 +29,13 @@ def list_books(
     session: SessionDep,
     page: PageDep,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="Words in title or author")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Words of the title, original title, authors, series or tags; best "
+            "matches first, misspellings tolerated",
+        ),
     ] = None,
     tag: Annotated[str | None, Query(max_length=200, description="Exact tag name")] = None,
     language: Annotated[
@@ -45,6 +51,18 @@ def list_books(
         page.size,
     )
     return page.of([BookSummary.model_validate(b) for b in books], total)
+
+
+@router.get("/books/suggest", summary="Type-ahead: up to 10 books matching what is typed")
+def suggest_books(
+    session: SessionDep,
+    q: Annotated[
+        str, Query(min_length=1, max_length=200, description="What the reader has typed so far")
+    ],
+    size: Annotated[int, Query(ge=1, le=10, description="How many suggestions")] = 10,
+) -> list[BookSuggestion]:
+    books = service.suggest_books(session, q, size)
+    return [BookSuggestion.model_validate(book) for book in books]
 
 
 @router.get("/books/{book_id}", summary="One book, with its authors and tags")
