@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from bookrec.db.base import Base, TimestampMixin
+from bookrec.db.base import Base, TimestampMixin, UTCDateTime
 
 
 class Book(TimestampMixin, Base):
@@ -16,8 +18,8 @@ class Book(TimestampMixin, Base):
     best_book_id: Mapped[int | None] = mapped_column(BigInteger)
     work_id: Mapped[int | None] = mapped_column(BigInteger)
     books_count: Mapped[int | None] = mapped_column(Integer)
-    isbn: Mapped[str | None] = mapped_column(String(32))
-    isbn13: Mapped[str | None] = mapped_column(String(32))
+    isbn: Mapped[str | None] = mapped_column(String(32), index=True)
+    isbn13: Mapped[str | None] = mapped_column(String(32), index=True)
     title: Mapped[str] = mapped_column(Text)
     original_title: Mapped[str | None] = mapped_column(Text)
     series: Mapped[str | None] = mapped_column(Text)
@@ -37,6 +39,8 @@ class Book(TimestampMixin, Base):
     small_image_url: Mapped[str | None] = mapped_column(Text)
     # Names of the book's most-used tags, for search (see catalog.repository.refresh_tag_names)
     tag_names: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Set when an admin deletes the book: it leaves the catalogue, its ratings stay
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     author_links: Mapped[list[BookAuthor]] = relationship(
         back_populates="book", cascade="all, delete-orphan", order_by="BookAuthor.position"

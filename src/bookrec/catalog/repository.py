@@ -135,7 +135,7 @@ def book_filters(
     year_max: int | None = None,
 ) -> list[ColumnElement[bool]]:
     """Conditions on books for the browse filters (a language is a family such as 'en')."""
-    conditions: list[ColumnElement[bool]] = []
+    conditions: list[ColumnElement[bool]] = [Book.deleted_at.is_(None)]
     if tag:
         conditions.append(
             Book.book_id.in_(

@@ -92,12 +92,6 @@ def search(
     return Hits(ranked[offset : offset + limit], len(ranked), fuzzy=True)
 
 
-def suggest(session: Session, q: str, limit: int = 10) -> list[Book]:
-    """Up to `limit` books for type-ahead: the best word/prefix matches, else near misses."""
-    hits = search(session, q, [], 0, limit)
-    return hits.books
-
-
 _POPULAR_FIRST = (Book.ratings_count.desc().nulls_last(), Book.book_id)
 
 
