@@ -13,7 +13,10 @@ from tests.fixtures.accounts import signed_in
 from bookrec.accounts.audit import AuditEvent
 from bookrec.api.app import create_app
 from bookrec.config import Settings
+from bookrec.model_registry.registry import ModelRegistry
 from bookrec.readers.models import Rating
+from bookrec.readers.snapshot import load_snapshot
+from bookrec.training.service import train
 
 API = "/api/v1"
 NEW_BOOK = {
@@ -170,3 +173,19 @@ def test_only_admins_manage_books(client: TestClient, engine: Engine, loaded: Se
         as_reader = client.request(method, f"{API}{path}", json=NEW_BOOK, headers=reader)
         assert as_reader.status_code == 403, (method, as_reader.text)
     assert client.get(f"{API}/books/1").status_code == 200
+
+
+def test_training_after_edits_leaves_deleted_books_out_and_takes_new_ones_in(
+    client: TestClient, admin: dict[str, str], engine: Engine, loaded: Settings
+) -> None:
+    reader = signed_in(client, engine, loaded, "trainer-reader@example.org")
+    assert client.put(f"{API}/me/ratings/4", json={"rating": 4}, headers=reader).status_code < 300
+    assert client.delete(f"{API}/books/4", headers=admin).status_code == 204
+    added = client.post(f"{API}/books", json=NEW_BOOK, headers=admin).json()["book_id"]
+    result = train(engine, ModelRegistry(loaded.models_dir), "content", settings=loaded)
+    assert result.version.algo == "content"
+    with engine.connect() as connection:
+        snapshot = load_snapshot(connection)
+    items = snapshot.catalog.items.ids.tolist()
+    assert 4 not in items and added in items
+    assert snapshot.summary()["ratings"] > 0
