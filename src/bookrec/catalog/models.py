@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bookrec.db.base import Base, TimestampMixin, UTCDateTime
 
 
+# Search structures of migration 0009 that the ORM does not map: PostgreSQL's generated
+# `search_vector` and its indexes, SQLite's FTS5 tables (and their shadow tables).
+SEARCH_COLUMNS = frozenset({"search_vector"})
+SEARCH_INDEXES = frozenset({"ix_books_search_vector", "ix_books_fuzzy_text"})
+SEARCH_TABLE_PREFIXES = ("books_fts", "books_trigram")
+
+
 class Book(TimestampMixin, Base):
     __tablename__ = "books"
+    __table_args__ = (Index("ix_books_updated_at", "updated_at"),)
 
     book_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     goodreads_book_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
