@@ -9,7 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bookrec.db.base import Base, TimestampMixin, UTCDateTime
 
-
 # Search structures of migration 0009 that the ORM does not map: PostgreSQL's generated
 # `search_vector` and its indexes, SQLite's FTS5 tables (and their shadow tables).
 SEARCH_COLUMNS = frozenset({"search_vector"})
