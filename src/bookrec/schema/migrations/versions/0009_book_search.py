@@ -4,7 +4,9 @@ indexes that search reads, kept in sync by the database itself on every write
 PostgreSQL: a stored generated `search_vector` (tsvector, weighted title > authors/series >
 tags) with a GIN index for ts_rank, and a pg_trgm GIN index over title, original title,
 authors and series for typo tolerance. SQLite: two FTS5 tables over the same columns (words
-for bm25, trigrams for typos), external-content tables kept in step by triggers.
+for bm25, trigrams for typos), external-content tables kept in step by triggers. A later
+migration must not rebuild `books` on SQLite (batch mode with a table copy): that drops the
+triggers; add columns and indexes in place.
 
 Revision ID: 0009
 Revises: 0008
