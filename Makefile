@@ -49,6 +49,7 @@ bench: install ## benchmarks (ratios against floors measured in the same run); r
 	$(VENV)/bin/python -m benchmarks.cli_startup
 	$(VENV)/bin/python -m benchmarks.import_bench --repeats 4
 	$(VENV)/bin/python -m benchmarks.train_bench --repeats 2
+	$(VENV)/bin/python -m benchmarks.search_bench
 	@if command -v wrk >/dev/null; then $(VENV)/bin/python -m benchmarks.serve_bench; \
 	else echo "serving benchmark skipped: wrk is not installed (apt-get install wrk)"; fi
 	$(VENV)/bin/python -m benchmarks.soak

@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
-from bookrec.schema import Base
+from bookrec.schema import Base, mapped_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,9 @@ def test_import_contracts_hold() -> None:
 
 def test_migrations_match_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": mapped_name}
+        )
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
 

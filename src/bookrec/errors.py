@@ -65,6 +65,12 @@ class InvalidInput(BookrecError):
     type_slug = "invalid-input"
 
 
+class TooLarge(BookrecError):
+    status = 413
+    title = "Content too large"
+    type_slug = "too-large"
+
+
 class ImportFailed(InvalidInput):
     """A data file has a bad value; names the file, the line (header = 1), the column and value."""
 

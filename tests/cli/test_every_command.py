@@ -85,6 +85,7 @@ def test_every_command_answers_on_an_empty_database(empty: dict[str, str], tmp_p
         (("recommend", "1"), 1, NO_MODEL),
         (("recommend", "--batch", str(users_csv), "--out", str(tmp_path / "r.csv")), 1, NO_MODEL),
         (("recommend",), 2, "give either a USER id or --batch USERS.csv"),
+        (("data", "download", "movielens"), 1, "the one available is goodbooks-10k"),
         (("data", "import", str(tmp_path / "missing")), 1, "not a directory"),
         (("data", "import", str(tmp_path / "empty-dir")), 1, "holds neither books.csv"),
         (

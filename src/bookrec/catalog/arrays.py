@@ -22,7 +22,9 @@ def load_catalog(connection: Connection) -> Catalog:
             Book.title,
             Book.authors,
             Book.series,
-        ).order_by(Book.book_id)
+        )
+        .where(Book.deleted_at.is_(None))
+        .order_by(Book.book_id)
     ).all()
     items = IdMap(np.asarray([r[0] for r in rows], dtype=np.int64))
     year = np.asarray([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float32)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, Select, and_, delete, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.db.base import table_of
@@ -118,25 +128,14 @@ def known_tag_ids(connection: Connection) -> set[int]:
 # browsing
 
 
-def book_search_query(
-    q: str | None = None,
+def book_filters(
     tag: str | None = None,
     language: str | None = None,
     year_min: int | None = None,
     year_max: int | None = None,
-) -> Select[Book]:
-    """Books matching a text query (title, original title or author) and filters."""
-    query = select(Book)
-    conditions = []
-    if q:
-        pattern = f"%{_escape_like(q.lower())}%"
-        conditions.append(
-            or_(
-                func.lower(Book.title).like(pattern, escape="\\"),
-                func.lower(Book.original_title).like(pattern, escape="\\"),
-                func.lower(Book.authors).like(pattern, escape="\\"),
-            )
-        )
+) -> list[ColumnElement[bool]]:
+    """Conditions on books for the browse filters (a language is a family such as 'en')."""
+    conditions: list[ColumnElement[bool]] = [Book.deleted_at.is_(None)]
     if tag:
         conditions.append(
             Book.book_id.in_(
@@ -151,9 +150,7 @@ def book_search_query(
         conditions.append(Book.original_publication_year >= year_min)
     if year_max is not None:
         conditions.append(Book.original_publication_year <= year_max)
-    if conditions:
-        query = query.where(and_(*conditions))
-    return query
+    return conditions
 
 
 def _in_language_family(language_family: str) -> ColumnElement[bool]:
@@ -189,3 +186,39 @@ def tags_of_books(
         if len(names) < limit:
             names.append(name)
     return result
+
+
+# A book's search document holds the names of its most-used tags (goodbooks lists up to 100
+# per book, most of them shelf names such as "to-read"; the first ones describe the book).
+TAGS_IN_SEARCH = 20
+
+
+def refresh_tag_names(connection: Connection, book_ids: Collection[int] | None = None) -> int:
+    """Copy each book's most-used tag names into `books.tag_names`, which search indexes
+    (all books, or only `book_ids`); returns how many books changed."""
+    ids = None if book_ids is None else list(book_ids)
+    links = select(BookTag.book_id, Tag.name).join(Tag, Tag.tag_id == BookTag.tag_id)
+    current = select(Book.book_id, Book.tag_names)
+    if ids is not None:
+        links = links.where(BookTag.book_id.in_(ids))
+        current = current.where(Book.book_id.in_(ids))
+    names: dict[int, list[str]] = {}
+    for book_id, name in connection.execute(
+        links.order_by(BookTag.book_id, BookTag.count.desc(), Tag.name)
+    ):
+        kept = names.setdefault(book_id, [])
+        if len(kept) < TAGS_IN_SEARCH:
+            kept.append(name)
+    changes = [
+        {"target": book_id, "tag_names": wanted}
+        for book_id, existing in connection.execute(current)
+        if existing != (wanted := " ".join(names.get(book_id, [])))
+    ]
+    if changes:
+        connection.execute(
+            update(books_table)
+            .where(books_table.c.book_id == bindparam("target"))
+            .values(tag_names=bindparam("tag_names")),
+            changes,
+        )
+    return len(changes)

@@ -21,6 +21,15 @@ class BookSummary(BaseModel):
     small_image_url: str | None
 
 
+class BookSuggestion(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    book_id: int
+    title: str
+    authors: str
+    original_publication_year: int | None
+
+
 class BookDetail(BookSummary):
     goodreads_book_id: int | None
     original_title: str | None

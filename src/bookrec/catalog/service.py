@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from bookrec.catalog import repository
+from bookrec.catalog import repository, search
 from bookrec.catalog.models import Author, Book, BookAuthor, BookTag, Tag
 from bookrec.db.paging import page_of_objects, page_of_rows
 from bookrec.errors import InvalidInput, NotFound
@@ -49,23 +49,36 @@ class BookQuery:
 def search_books(
     session: Session, query: BookQuery, offset: int, limit: int
 ) -> tuple[list[Book], int]:
-    """A page of matching books, most rated first, and the total number that match."""
+    """A page of matching books and the total number that match: with a text query, the
+    best matches first (see `catalog.search`), else the most rated first."""
     query.check()
-    statement = repository.book_search_query(
-        query.q, query.tag, language_filter(query.language), query.year_min, query.year_max
+    filters = repository.book_filters(
+        query.tag, language_filter(query.language), query.year_min, query.year_max
     )
-    ordered = statement.order_by(Book.ratings_count.desc().nulls_last(), Book.book_id)
+    if query.q is not None:
+        hits = search.search(session, query.q, filters, offset, limit)
+        return hits.books, hits.total
+    ordered = (
+        select(Book).where(*filters).order_by(Book.ratings_count.desc().nulls_last(), Book.book_id)
+    )
     return page_of_objects(session, ordered, offset, limit)
 
 
+def suggest_books(session: Session, q: str, limit: int = 10) -> list[Book]:
+    """Type-ahead: at most `limit` books whose title, authors, series or tags start like `q`."""
+    return search.search(session, q, repository.book_filters(), 0, limit).books
+
+
 def book_exists(session: Session, book_id: int) -> bool:
-    return session.get(Book, book_id) is not None
+    """Whether the catalogue has this book (a deleted book is not in it)."""
+    book = session.get(Book, book_id)
+    return book is not None and book.deleted_at is None
 
 
 def get_book(session: Session, book_id: int) -> tuple[Book, list[str]]:
     book = session.scalars(
         select(Book)
-        .where(Book.book_id == book_id)
+        .where(Book.book_id == book_id, Book.deleted_at.is_(None))
         .options(selectinload(Book.author_links).joinedload(BookAuthor.author))
     ).one_or_none()
     if book is None:
@@ -77,23 +90,30 @@ def get_book(session: Session, book_id: int) -> tuple[Book, list[str]]:
 def books_by_id(session: Session, book_ids: Sequence[int]) -> dict[int, Book]:
     if not book_ids:
         return {}
-    rows = session.scalars(select(Book).where(Book.book_id.in_(list(book_ids)))).all()
+    rows = session.scalars(
+        select(Book).where(Book.book_id.in_(list(book_ids)), Book.deleted_at.is_(None))
+    ).all()
     return {book.book_id: book for book in rows}
 
 
 def list_tags(
     session: Session, q: str | None, offset: int, limit: int
 ) -> tuple[list[tuple[int, str, int]], int]:
-    """Tags with how many books carry each, most used first."""
+    """Tags that at least one book in the catalogue carries, with how many books carry each,
+    most used first (tags.csv may name thousands of tags no book has)."""
     counts = (
-        select(BookTag.tag_id, func.count().label("book_count")).group_by(BookTag.tag_id).subquery()
+        select(BookTag.tag_id, func.count().label("book_count"))
+        .join(Book, Book.book_id == BookTag.book_id)
+        .where(Book.deleted_at.is_(None))
+        .group_by(BookTag.tag_id)
+        .subquery()
     )
-    statement = select(Tag.tag_id, Tag.name, func.coalesce(counts.c.book_count, 0)).outerjoin(
+    statement = select(Tag.tag_id, Tag.name, counts.c.book_count).join(
         counts, counts.c.tag_id == Tag.tag_id
     )
     if q:
         statement = statement.where(func.lower(Tag.name).contains(q.lower(), autoescape=True))
-    ordered = statement.order_by(func.coalesce(counts.c.book_count, 0).desc(), Tag.name)
+    ordered = statement.order_by(counts.c.book_count.desc(), Tag.name)
     rows, total = page_of_rows(session, ordered, offset, limit)
     return [(int(r[0]), str(r[1]), int(r[2])) for r in rows], total
 

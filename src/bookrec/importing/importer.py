@@ -139,6 +139,8 @@ def _import_catalog(
         rows = _read_book_tags(connection, book_tags_path)
         report.files["book_tags.csv"] = len(rows)
         report.written["book_tags"] = catalog.sync_book_tags(connection, rows)
+    if tags_path.is_file() or book_tags_path.is_file():
+        catalog.refresh_tag_names(connection)
 
 
 def _unique_rows(

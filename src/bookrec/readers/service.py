@@ -35,7 +35,7 @@ def _now() -> int:
 
 def _book(session: Session, book_id: int) -> Book:
     book = session.get(Book, book_id)
-    if book is None:
+    if book is None or book.deleted_at is not None:
         raise NotFound("book", book_id)
     return book
 

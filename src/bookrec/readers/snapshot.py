@@ -47,13 +47,16 @@ def load_snapshot(connection: Connection) -> Snapshot:
 
 
 def load_interactions(connection: Connection, items: IdMap) -> Interactions:
-    """All ratings as arrays (reader_id, book_id, rating, rated_at; -1 for unknown times)."""
+    """All ratings of books in `items` as arrays (reader_id, book_id, rating, rated_at; -1
+    for unknown times). Ratings of other books (deleted by an admin since, or added after the
+    model that `items` comes from) are left out, not refused."""
     query = "SELECT reader_id, book_id, rating, coalesce(rated_at, -1) FROM ratings"
     if connection.dialect.name == "postgresql":
         columns = _copy_out(connection, query)
     else:
         columns = _fetch_columns(connection, query)
-    readers, books, ratings, times = columns
+    keep = items.index(columns[1]) >= 0
+    readers, books, ratings, times = (column[keep] for column in columns)
     has_time = bool(len(times)) and bool((times >= 0).any())
     return Interactions.from_ids(
         readers, books, ratings.astype(np.float32), times if has_time else None, items=items

@@ -63,7 +63,11 @@ class BookCards:
     @classmethod
     def load(cls, connection: Connection) -> BookCards:
         stamp = cls.stamp_of(connection)
-        rows = connection.execute(select(Book.book_id, Book.title, Book.authors, Book.image_url))
+        rows = connection.execute(
+            select(Book.book_id, Book.title, Book.authors, Book.image_url).where(
+                Book.deleted_at.is_(None)
+            )
+        )
         cards = {
             int(row.book_id): BookCard.of(
                 int(row.book_id), row.title, row.authors or "", row.image_url

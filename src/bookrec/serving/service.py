@@ -35,7 +35,8 @@ from bookrec.errors import InvalidInput, ModelUnavailable, NotFound
 from bookrec.readers import repository as readers
 from bookrec.readers.repository import ActivityVersions, ReaderActivity, ReaderVersion
 from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
-from bookrec.recsys.data import Filters, IdMap, Interactions, ReaderHistory
+from bookrec.recsys.data import Catalog, Filters, IdMap, Interactions, ReaderHistory
+from bookrec.serving.additions import AddedBooks, Additions
 from bookrec.serving.books import BookCards, CardStore
 from bookrec.serving.cache import RecommendationCache, cache_key
 from bookrec.serving.experiments import ExperimentStore, ExposureLog
@@ -186,6 +187,7 @@ class RecommendationService:
         self.versions = versions
         self.experiments = experiments
         self.exposures = exposures
+        self.additions = Additions()
 
     @property
     def lookups_inline(self) -> bool:
@@ -332,17 +334,29 @@ class RecommendationService:
         book."""
         filters.check()
         loaded = self.model()
+        # one indexed aggregate: a book added, edited or deleted through any worker counts
+        # here at once
+        self.cards.refresh()
         cards = self.cards.cards
         request_digest = hashlib.blake2b(repr((k, filters)).encode(), digest_size=8).hexdigest()
-        key = cache_key((loaded.number, "similar", book_id, request_digest))
+        key = cache_key((loaded.number, "similar", book_id, request_digest, *cards.stamp))
         body = self.cache.get(key)
         if body is not None:
             return Answer(body, "hit", loaded.number)
         with unit_of_work(self.sessions) as session:
-            if cards.get(book_id) is None and not catalog.book_exists(session, book_id):
+            if cards.get(book_id) is None:
                 raise NotFound("book", book_id)
             resolved = filters.resolve(session)
-        picks = loaded.model.similar(book_id, k + SLACK, filters=resolved)
+            model_catalog = loaded.model.require_catalog()
+            added = None
+            if int(model_catalog.items.index([book_id])[0]) < 0:
+                added = self.additions.current(
+                    session.connection(), loaded.number, model_catalog, cards.stamp
+                )
+        if added is not None:
+            picks = _similar_to_added(added, model_catalog, book_id, k + SLACK, resolved)
+        else:
+            picks = loaded.model.similar(book_id, k + SLACK, filters=resolved)
         items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
         listing = RecommendationList(strategy="similar", model_version=loaded.number, items=items)
         body = listing.model_dump_json().encode()
@@ -370,6 +384,22 @@ class RecommendationService:
         book_ids, scores = score_readers(loaded.model, interactions, reader_ids, k + SLACK, shelves)
         book_ids, scores = drop_deleted_books(book_ids, scores, self.cards.cards, k)
         return loaded.number, book_ids, scores, reader_ids >= 0
+
+
+def _similar_to_added(
+    added: AddedBooks, model_catalog: Catalog, book_id: int, k: int, filters: Filters | None
+) -> list[Recommendation]:
+    """Books like one the model has not seen: cold-start cosine over the model's catalogue
+    and the other added books (those only without filters, which read the model's facts)."""
+    row = added.row_of(book_id)
+    if row is None:
+        return []
+    unfiltered = filters is None or filters.is_empty()
+    allowed = None if unfiltered else filters.allowed(model_catalog)  # type: ignore[union-attr]
+    others = (added.ids, added.vectors) if unfiltered else None
+    return added.index.similar(
+        added.vectors[row], k, allowed=allowed, others=others, exclude=book_id
+    )
 
 
 def drop_deleted_books(

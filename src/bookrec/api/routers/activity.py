@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, File, Response, UploadFile, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from bookrec.api import access
 from bookrec.api.deps import PageDep, SessionDep, StateDep
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.routers.books import BookId
 from bookrec.api.schemas import PROBLEM, Page
+from bookrec.errors import TooLarge
 from bookrec.experiments import service as experiments
+from bookrec.importing import goodreads
 from bookrec.readers import service
 from bookrec.readers.schemas import (
     EventBatch,
@@ -139,3 +143,40 @@ def record_events(
     times = service.record_events(session, reader_ids, body.events, limits)
     experiments.record_feedback(session, reader_ids, body.events, times)
     return EventsAccepted(accepted=len(times))
+
+
+class GoodreadsImported(BaseModel):
+    rows: int = Field(description="Books in the file")
+    matched: int = Field(description="Rows matched to a catalogue book and rated or shelved")
+    ratings: int = Field(description="Ratings 1-5 written (a rating there already is replaced)")
+    shelved: int = Field(description="Unrated to-read books put on your shelf")
+    skipped: int = Field(description="Unrated rows not on the to-read shelf (0 is no rating)")
+    unmatched: int = Field(description="Rated or to-read rows no catalogue book matches")
+    unmatched_titles: list[str] = Field(description="The first few unmatched titles")
+
+
+@router.post(
+    "/me/import/goodreads",
+    summary="Import your Goodreads library export: ratings and to-read shelf",
+    responses={
+        **UNAUTHORIZED,
+        **INVALID,
+        413: {**PROBLEM, "description": f"The file is over {goodreads.MAX_BYTES} bytes"},
+    },
+)
+async def import_goodreads(
+    session: SessionDep,
+    reader: access.Reader,
+    file: Annotated[
+        UploadFile, File(description="goodreads_library_export.csv as Goodreads exports it")
+    ],
+) -> GoodreadsImported:
+    content = await file.read(goodreads.MAX_BYTES + 1)
+    if len(content) > goodreads.MAX_BYTES:
+        raise TooLarge(
+            f"file: over {goodreads.MAX_BYTES // (1024 * 1024)} MB; a Goodreads export of "
+            "10,000 books is about 3 MB",
+            field="file",
+        )
+    report = await run_in_threadpool(goodreads.import_library, session, reader.reader_id, content)
+    return GoodreadsImported.model_validate(report, from_attributes=True)

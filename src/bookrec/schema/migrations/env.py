@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from bookrec.db.engine import make_engine
-from bookrec.schema import Base
+from bookrec.schema import Base, mapped_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -37,7 +37,10 @@ def run_migrations_online() -> None:
             connection.commit()
         # batch mode lets later ALTERs work on SQLite, which rebuilds tables to alter them
         context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_name=mapped_name,
         )
         with context.begin_transaction():
             context.run_migrations()

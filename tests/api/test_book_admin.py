@@ -1,0 +1,192 @@
+"""An admin adds, edits and deletes books over HTTP; a new book is recommendable at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from tests.fixtures.accounts import signed_in
+
+from bookrec.accounts.audit import AuditEvent
+from bookrec.api.app import create_app
+from bookrec.config import Settings
+from bookrec.model_registry.registry import ModelRegistry
+from bookrec.readers.models import Rating
+from bookrec.readers.snapshot import load_snapshot
+from bookrec.training.service import train
+
+API = "/api/v1"
+NEW_BOOK = {
+    "title": "Quillmoss and the Copper Lantern",
+    "authors": ["J.K. Rowling"],
+    "original_publication_year": 2024,
+    "language_code": "eng",
+    "tags": ["wizard-school"],
+    "isbn": "0-306-40615-2",
+    "image_url": "https://covers.example.org/quillmoss.jpg",
+}
+
+
+@pytest.fixture
+def admin(client: TestClient, engine: Engine, loaded: Settings) -> dict[str, str]:
+    return signed_in(client, engine, loaded, "books-admin@example.org", role="admin")
+
+
+@pytest.fixture
+def other_worker(loaded: Settings) -> Iterator[TestClient]:
+    """A second app on the same database, as a second server process would be."""
+    with TestClient(create_app(loaded)) as second:
+        yield second
+
+
+def audit_actions(engine: Engine) -> list[tuple[str, str | None]]:
+    with Session(engine) as session:
+        rows = session.execute(
+            select(AuditEvent.action, AuditEvent.target).order_by(AuditEvent.event_id)
+        )
+        return [(a, t) for a, t in rows if a.startswith("book.")]
+
+
+def test_a_new_book_is_similar_at_once_on_every_worker(
+    client: TestClient, other_worker: TestClient, admin: dict[str, str], engine: Engine
+) -> None:
+    existing_tag = client.get(f"{API}/tags", params={"size": 1}).json()["items"][0]["name"]
+    body = {**NEW_BOOK, "tags": [existing_tag, "wizard-school"]}
+    # the other worker has answered before the book exists (its cards are loaded)
+    assert other_worker.get(f"{API}/books/2/similar").status_code == 200
+    created = client.post(f"{API}/books", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    book = created.json()
+    assert book["book_id"] > 300 and book["author_names"] == ["J.K. Rowling"]
+    assert book["tags"] == [existing_tag, "wizard-school"] and book["isbn"] == "0306406152"
+    assert other_worker.get(f"{API}/books/{book['book_id']}").json()["title"] == NEW_BOOK["title"]
+    similar = other_worker.get(f"{API}/books/{book['book_id']}/similar", params={"k": 5})
+    assert similar.status_code == 200, similar.text
+    items = similar.json()["items"]
+    assert len(items) == 5 and book["book_id"] not in [i["book_id"] for i in items]
+    assert sum("Rowling" in item["authors"] for item in items) >= 3, items
+    # a new tag name became a tag that now counts one book
+    tags = {t["name"]: t["book_count"] for t in client.get(f"{API}/tags").json()["items"]}
+    assert tags["wizard-school"] == 1
+    assert audit_actions(engine) == [("book.create", f"book:{book['book_id']}")]
+
+
+def test_patch_changes_only_what_is_sent_and_search_follows(
+    client: TestClient, admin: dict[str, str], engine: Engine
+) -> None:
+    book_id = client.post(f"{API}/books", json=NEW_BOOK, headers=admin).json()["book_id"]
+    patched = client.patch(
+        f"{API}/books/{book_id}",
+        json={"title": "Brambleworth Chronicles", "tags": ["lanterns"]},
+        headers=admin,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["title"] == "Brambleworth Chronicles"
+    assert patched.json()["tags"] == ["lanterns"]
+    assert patched.json()["author_names"] == ["J.K. Rowling"]  # not sent: unchanged
+    for typo in ("bramblewerth chronicles", "brambleworth chronicels", "bramblewarth"):
+        found = client.get(f"{API}/books", params={"q": typo}).json()["items"]
+        assert found[0]["book_id"] == book_id, typo  # a one-letter typo, first
+    assert client.get(f"{API}/books", params={"q": "quillmoss"}).json()["total"] == 0
+    assert client.get(f"{API}/books/suggest", params={"q": "brambl"}).json()[0]["book_id"] == (
+        book_id
+    )
+    actions = audit_actions(engine)
+    assert actions[-1] == ("book.update", f"book:{book_id}")
+
+
+def test_bad_input_names_the_field_and_duplicate_isbn_conflicts(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    for body, field in [
+        ({**NEW_BOOK, "isbn": "12345"}, "isbn"),
+        ({**NEW_BOOK, "title": ""}, "title"),
+        ({**NEW_BOOK, "original_publication_year": 3000}, "original_publication_year"),
+        ({**NEW_BOOK, "image_url": "not a url"}, "image_url"),
+        ({**NEW_BOOK, "authors": ["Rowling, J.K."]}, "authors"),
+        ({**NEW_BOOK, "shelf": "x"}, "shelf"),
+        ({k: v for k, v in NEW_BOOK.items() if k != "title"}, "title"),
+        ({**NEW_BOOK, "language_code": "klingon!"}, "language_code"),
+    ]:
+        response = client.post(f"{API}/books", json=body, headers=admin)
+        assert response.status_code == 422, (field, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert field in response.text, response.text
+    first = client.post(f"{API}/books", json=NEW_BOOK, headers=admin)
+    assert first.status_code == 201
+    again = client.post(f"{API}/books", json={**NEW_BOOK, "isbn": "0306406152"}, headers=admin)
+    assert again.status_code == 409 and "isbn" in again.json()["detail"]
+    real = client.get(f"{API}/books/1").json()
+    clash = client.patch(
+        f"{API}/books/{first.json()['book_id']}", json={"isbn13": real["isbn13"]}, headers=admin
+    )
+    assert clash.status_code == 409 and "book 1" in clash.json()["detail"]
+    assert client.get(f"{API}/books", params={"q": "quillmoss"}).json()["total"] == 1
+
+
+def test_delete_hides_the_book_everywhere_and_keeps_ratings(
+    client: TestClient,
+    other_worker: TestClient,
+    admin: dict[str, str],
+    engine: Engine,
+    loaded: Settings,
+) -> None:
+    similar_before = other_worker.get(f"{API}/books/2/similar", params={"k": 20}).json()
+    gone = similar_before["items"][0]["book_id"]
+    reader = signed_in(client, engine, loaded, "books-reader@example.org")
+    rated = client.put(f"{API}/me/ratings/{gone}", json={"rating": 5}, headers=reader)
+    assert rated.status_code < 300, rated.text
+    total_before = client.get(f"{API}/books").json()["total"]
+    title = client.get(f"{API}/books/{gone}").json()["title"]
+    assert gone in [
+        b["book_id"] for b in client.get(f"{API}/books", params={"q": title}).json()["items"]
+    ]
+    assert client.delete(f"{API}/books/{gone}", headers=admin).status_code == 204
+    assert client.get(f"{API}/books/{gone}").status_code == 404
+    assert other_worker.get(f"{API}/books/{gone}/similar").status_code == 404
+    similar_after = other_worker.get(f"{API}/books/2/similar", params={"k": 20}).json()
+    assert gone not in [item["book_id"] for item in similar_after["items"]]
+    assert len(similar_after["items"]) == 20
+    assert client.get(f"{API}/books").json()["total"] == total_before - 1
+    found = client.get(f"{API}/books", params={"q": title}).json()["items"]
+    assert gone not in [b["book_id"] for b in found]
+    assert client.delete(f"{API}/books/{gone}", headers=admin).status_code == 404
+    assert (
+        client.patch(f"{API}/books/{gone}", json={"title": "x"}, headers=admin).status_code == 404
+    )
+    with Session(engine) as session:
+        assert session.scalar(select(Rating.rating).where(Rating.book_id == gone)) == 5
+    assert audit_actions(engine)[-1] == ("book.delete", f"book:{gone}")
+    # a new book never takes a deleted book's id
+    created = client.post(f"{API}/books", json=NEW_BOOK, headers=admin).json()
+    assert created["book_id"] > 300
+
+
+def test_only_admins_manage_books(client: TestClient, engine: Engine, loaded: Settings) -> None:
+    reader = signed_in(client, engine, loaded, "plain-reader@example.org")
+    for method, path in [("post", "/books"), ("patch", "/books/1"), ("delete", "/books/1")]:
+        anonymous = client.request(method, f"{API}{path}", json=NEW_BOOK)
+        assert anonymous.status_code == 401, (method, anonymous.text)
+        assert anonymous.headers["content-type"] == "application/problem+json"
+        as_reader = client.request(method, f"{API}{path}", json=NEW_BOOK, headers=reader)
+        assert as_reader.status_code == 403, (method, as_reader.text)
+    assert client.get(f"{API}/books/1").status_code == 200
+
+
+def test_training_after_edits_leaves_deleted_books_out_and_takes_new_ones_in(
+    client: TestClient, admin: dict[str, str], engine: Engine, loaded: Settings
+) -> None:
+    reader = signed_in(client, engine, loaded, "trainer-reader@example.org")
+    assert client.put(f"{API}/me/ratings/4", json={"rating": 4}, headers=reader).status_code < 300
+    assert client.delete(f"{API}/books/4", headers=admin).status_code == 204
+    added = client.post(f"{API}/books", json=NEW_BOOK, headers=admin).json()["book_id"]
+    result = train(engine, ModelRegistry(loaded.models_dir), "content", settings=loaded)
+    assert result.version.algo == "content"
+    with engine.connect() as connection:
+        snapshot = load_snapshot(connection)
+    items = snapshot.catalog.items.ids.tolist()
+    assert 4 not in items and added in items
+    assert snapshot.summary()["ratings"] > 0
