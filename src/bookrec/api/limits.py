@@ -26,7 +26,8 @@ async def general_limit(request: Request) -> None:
     holders are counted by address like anonymous callers. Counting in memory happens on the
     event loop; counting in Redis (network I/O) in the thread pool.
     """
-    if request.scope["path"].startswith("/health"):  # request.url would build a whole URL
+    # probes and scrapes are never limited (request.url would build a whole URL)
+    if request.scope["path"].startswith(("/health", "/metrics")):
         return
     state = state_of(request)  # every request: no StateDep
     limiter = state.rate_limiter

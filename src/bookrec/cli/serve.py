@@ -3,6 +3,10 @@
 In embedded mode (no REDIS_URL) it also starts `bookrec worker --embedded` as a process of
 its own (BOOKREC_EMBEDDED_WORKER=false turns that off), so training jobs run and a crash in
 training never takes the API down; the worker is stopped when serve exits.
+
+Before any of them starts, the metrics directory (PROMETHEUS_MULTIPROC_DIR, default
+VAR_DIR/metrics) is emptied and named in the environment they inherit: every worker's
+`/metrics` then sums all of them (`observability.metrics`).
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ def serve(
     host, port = host or config.host, port or config.port
     require_free_port(host, port)
     engine(config).dispose()  # the database is reachable and initialised
+    from bookrec.observability.multiprocess import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(config.metrics_dir)
     job_worker = None
     if config.redis_url is None and config.embedded_worker:
         job_worker = start_embedded_worker()

@@ -20,6 +20,7 @@ sent without touching a model or pydantic again.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from bookrec.catalog import service as catalog
 from bookrec.db.session import SessionFactory, unit_of_work
 from bookrec.errors import InvalidInput, ModelUnavailable, NotFound
+from bookrec.observability.metrics import count_answer, observe_scoring
 from bookrec.readers import repository as readers
 from bookrec.readers.repository import ActivityVersions, ReaderActivity, ReaderVersion
 from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
@@ -210,14 +212,17 @@ class RecommendationService:
                 body = plain_list_json(
                     self.cards.cards, request.strategy, loaded.number, picks, request.k
                 )
+                count_answer(request.strategy, "precomputed")
                 return Lookup(
                     loaded, request, version, "", Answer(body, "precomputed", loaded.number)
                 )
         who = ("-", "-") if version is None else (version.reader_id, version.activity_version)
         key = cache_key((loaded.number, request.strategy, request.digest(), *who))
         cached = self.cache.get(key)
-        answer = None if cached is None else Answer(cached, "hit", loaded.number)
-        return Lookup(loaded, request, version, key, answer)
+        if cached is None:
+            return Lookup(loaded, request, version, key, None)
+        count_answer(request.strategy, "hit")
+        return Lookup(loaded, request, version, key, Answer(cached, "hit", loaded.number))
 
     def _version_of(self, reader: ReaderRef, versions: ActivityVersions | None) -> ReaderVersion:
         if versions is not None:
@@ -236,6 +241,7 @@ class RecommendationService:
         if lookup.answer is not None:
             return lookup.answer
         request, loaded = lookup.request, lookup.loaded
+        started = time.perf_counter()
         with unit_of_work(self.sessions) as session:
             filters = request.filters.resolve(session)
             activity = (
@@ -245,6 +251,8 @@ class RecommendationService:
             )
         listing = build_list(loaded, self.cards.cards, request, filters, activity)
         body = listing.model_dump_json().encode()
+        observe_scoring(request.strategy, time.perf_counter() - started)
+        count_answer(request.strategy, "miss")
         self.cache.put(lookup.key, body)
         return Answer(body, "miss", loaded.number)
 
@@ -292,7 +300,9 @@ class RecommendationService:
         key = cache_key((loaded.number, "similar", book_id, request_digest))
         body = self.cache.get(key)
         if body is not None:
+            count_answer("similar", "hit")
             return Answer(body, "hit", loaded.number)
+        started = time.perf_counter()
         with unit_of_work(self.sessions) as session:
             if cards.get(book_id) is None and not catalog.book_exists(session, book_id):
                 raise NotFound("book", book_id)
@@ -301,6 +311,8 @@ class RecommendationService:
         items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
         listing = RecommendationList(strategy="similar", model_version=loaded.number, items=items)
         body = listing.model_dump_json().encode()
+        observe_scoring("similar", time.perf_counter() - started)
+        count_answer("similar", "miss")
         self.cache.put(key, body)
         return Answer(body, "miss", loaded.number)
 

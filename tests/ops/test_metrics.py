@@ -1,0 +1,115 @@
+"""`GET /metrics`: every worker's counts in every scrape, bounded labels, restricted access."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from bookrec.api.app import create_app
+from bookrec.config import Settings
+from bookrec.importing.importer import import_directory
+from bookrec.model_registry.registry import ModelRegistry
+from bookrec.training.service import train
+from tests.api.conftest import make_settings
+from tests.ops.servers import samples, serving
+
+POPULAR = "/api/v1/recommendations/popular"
+
+
+@pytest.fixture
+def trained(engine: Engine, database_url: str, small_dataset: Path, tmp_path: Path) -> Settings:
+    settings = make_settings(database_url, tmp_path / "var")
+    import_directory(engine, small_dataset)
+    train(engine, ModelRegistry(settings.models_dir), "popularity", settings=settings)
+    return settings
+
+
+def popular_count(text: str) -> float:
+    return sum(
+        value
+        for labels, value in samples(text, "bookrec_http_requests_total")
+        if labels == {"route": POPULAR, "method": "GET", "status": "200"}
+    )
+
+
+def test_every_scrape_counts_the_requests_of_both_workers(
+    trained: Settings, tmp_path: Path
+) -> None:
+    with serving(trained, tmp_path / "serve.log", workers=2) as server:
+        with httpx.Client(base_url=server.base, timeout=10) as client:
+            for i in range(300):
+                response = client.get(POPULAR, params={"k": 1 + i % 20})
+                assert response.status_code == 200, response.text
+            scrapes = []
+            pids = set()
+            for _ in range(6):
+                # a new connection each time: uvicorn's workers share the socket, so
+                # scrapes land on either worker
+                scrape = httpx.get(f"{server.base}/metrics", timeout=10)
+                assert scrape.status_code == 200
+                assert scrape.headers["content-type"].startswith("text/plain")
+                scrapes.append(scrape.text)
+            served = samples(scrapes[-1], "bookrec_model_version_served")
+            pids = {labels["pid"] for labels, _ in served}
+            text = scrapes[-1]
+        log_lines = [
+            json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
+        ]
+    assert [popular_count(text) for text in scrapes] == [300.0] * 6, samples(
+        scrapes[0], "bookrec_http_requests_total"
+    )
+    # one series per API worker, each serving version 1
+    assert len(pids) == 2 and {value for _, value in served} == {1.0}
+    answers = samples(text, "bookrec_recommendations_total")
+    by_source = {
+        labels["source"]: value for labels, value in answers if labels["strategy"] == "popular"
+    }
+    assert by_source["scored"] + by_source["hit"] == 300 and by_source["precomputed"] == 0
+    assert {labels["variant"] for labels, _ in answers} == {"none"}
+    # 20 distinct lists: each worker scores each at most once, the rest are cache hits
+    assert 20 <= by_source["scored"] <= 40
+    hist = samples(text, "bookrec_http_request_duration_seconds_count")
+    assert sum(v for labels, v in hist if labels["route"] == POPULAR) == 300
+    # the access log names the route template, the status, latency, model and variant
+    access = [line for line in log_lines if line.get("event") == "request"]
+    assert len(access) == 300
+    first = access[0]
+    assert first["route"] == POPULAR and first["status"] == 200
+    assert first["model_version"] == 1 and first["variant"] == "none"
+    assert first["request_id"] and first["duration_ms"] >= 0
+
+
+def test_routes_are_templates_and_unknown_paths_one_label(trained: Settings) -> None:
+    settings = trained.model_copy(update={"metrics_allow": []})
+    with TestClient(create_app(settings), client=("127.0.0.1", 5000)) as client:
+        assert client.get("/api/v1/books/1").status_code == 200
+        assert client.get("/api/v1/books/2").status_code == 200
+        assert client.get("/no/such/page/123").status_code == 404
+        # an empty allow-list lets nobody in
+        assert client.get("/metrics").status_code == 403
+    with TestClient(create_app(trained), client=("127.0.0.1", 5000)) as client:
+        text = client.get("/metrics").text
+    routes = {labels["route"] for labels, _ in samples(text, "bookrec_http_requests_total")}
+    assert "/api/v1/books/{book_id}" in routes and "unmatched" in routes
+    assert not any(route.startswith(("/api/v1/books/1", "/no/")) for route in routes)
+
+
+def test_metrics_refuse_other_networks_and_require_the_token(trained: Settings) -> None:
+    token = "s3cret-metrics-token-0123"
+    settings = trained.model_copy(update={"metrics_token": SecretStr(token)})
+    with TestClient(create_app(settings), client=("203.0.113.7", 5000)) as client:
+        refused = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 403
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "BOOKREC_METRICS_ALLOW" in refused.json()["detail"]
+    with TestClient(create_app(settings), client=("10.1.2.3", 5000)) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        allowed = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert allowed.status_code == 200 and "bookrec_http_requests_total" in allowed.text
