@@ -113,3 +113,28 @@ def test_metrics_refuse_other_networks_and_require_the_token(trained: Settings) 
         assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
         allowed = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert allowed.status_code == 200 and "bookrec_http_requests_total" in allowed.text
+
+
+def test_readiness_says_degraded_when_redis_is_unreachable(trained: Settings) -> None:
+    # nothing listens on port 1: Redis is configured but down
+    settings = trained.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+        body = ready.json()
+        assert body["status"] == "degraded" and body["degraded"] == ["redis"]
+        assert body["checks"]["redis"]["status"] == "degraded"
+        assert "still serving" in body["checks"]["redis"]["detail"]
+        # and the lists are still answered
+        assert client.get(POPULAR).status_code == 200
+
+
+def test_readiness_checks_redis_when_set(
+    trained: Settings, redis_server: object, redis_prefix: str
+) -> None:
+    from tests.fixtures.redis import REDIS_URL
+
+    settings = trained.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": redis_prefix})
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/health/ready").json()
+    assert body["status"] == "ready" and body["checks"]["redis"] == {"status": "ok"}
