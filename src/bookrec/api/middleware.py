@@ -117,8 +117,10 @@ class RequestContextMiddleware:
             self.metrics.observe(route, method if method in METHODS else "other", status, elapsed)
             path = scope.get("path", "")
             if not path.startswith(QUIET_PREFIXES):
+                client = scope.get("client")
                 log.info(
                     "request",
+                    client=client[0] if client else None,
                     method=method,
                     path=path,
                     route=route,

@@ -23,6 +23,10 @@ import typer
 
 from bookrec.cli.common import console, engine, fail, settings, user_errors
 
+#: How long uvicorn's supervisor waits for a worker to answer its ping before killing it as
+#: hung. Its default (5 s) kills workers that are only slow to import numpy and the models on
+#: a busy machine, in a loop; a really hung worker is still replaced within this time.
+WORKER_HEALTHCHECK_SECONDS = 30
 #: How long the embedded worker gets to stop (and interrupt a running job) before it is killed.
 WORKER_STOP_SECONDS = 15
 
@@ -103,6 +107,7 @@ def serve(
             access_log=False,
             proxy_headers=True,
             timeout_graceful_shutdown=10,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
     finally:
         if job_worker is not None:
