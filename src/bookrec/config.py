@@ -214,6 +214,14 @@ class Settings(BaseSettings):
         description="networks (CIDR, comma-separated) whose clients may read /metrics; `*`: any"
         " address. Default: loopback and private networks",
     )
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        validation_alias="BOOKREC_WORKER_METRICS_PORT",
+        description="the Celery worker serves its job metrics on this port (0: off); the"
+        " embedded worker's reach serve's /metrics",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         validation_alias="BOOKREC_METRICS_TOKEN",

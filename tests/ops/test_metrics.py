@@ -17,6 +17,8 @@ from bookrec.importing.importer import import_directory
 from bookrec.model_registry.registry import ModelRegistry
 from bookrec.training.service import train
 from tests.api.conftest import make_settings
+from tests.fixtures.accounts import signed_in
+from tests.jobs.processes import wait_for
 from tests.ops.servers import samples, serving
 
 POPULAR = "/api/v1/recommendations/popular"
@@ -138,3 +140,35 @@ def test_readiness_checks_redis_when_set(
     with TestClient(create_app(settings)) as client:
         body = client.get("/health/ready").json()
     assert body["status"] == "ready" and body["checks"]["redis"] == {"status": "ok"}
+
+
+def test_the_embedded_workers_jobs_are_in_the_servers_metrics(
+    trained: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    with (
+        serving(trained, tmp_path / "serve.log", workers=1) as server,
+        httpx.Client(base_url=server.base, timeout=10) as client,
+    ):
+        headers = signed_in(client, engine, trained, "ops-admin@example.org", role="admin")  # type: ignore[arg-type]
+        posted = client.post(
+            "/api/v1/admin/train", json={"algo": "popularity", "force": True}, headers=headers
+        )
+        assert posted.status_code == 202, posted.text
+
+        def jobs_counted() -> str | None:
+            text = client.get("/metrics").text
+            counted = samples(text, "bookrec_training_jobs_total")
+            return (
+                text
+                if any(
+                    labels == {"outcome": "succeeded"} and value == 1 for labels, value in counted
+                )
+                else None
+            )
+
+        text = wait_for("the job in /metrics", jobs_counted, 120, server.log)
+    durations = samples(text, "bookrec_training_job_duration_seconds_count")
+    assert sum(v for labels, v in durations if labels["outcome"] == "succeeded") == 1
+    # the new version was activated by the worker process: counted in the same scrape
+    activations = samples(text, "bookrec_model_activations_total")
+    assert sum(v for _, v in activations) >= 1

@@ -186,3 +186,16 @@ def exposition() -> bytes:
     registry = CollectorRegistry()
     _multiprocess.MultiProcessCollector(registry, str(directory))  # type: ignore[no-untyped-call]
     return generate_latest(registry)
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 (a container's port)
+    """Serve `/metrics` of this process and its children (a Celery worker's prefork pool) on
+    `port`, from a thread."""
+    from prometheus_client import start_http_server
+
+    directory = multiprocess_dir()
+    registry = REGISTRY
+    if directory is not None:
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry, str(directory))  # type: ignore[no-untyped-call]
+    start_http_server(port, host, registry=registry)
