@@ -87,7 +87,7 @@ def serving(settings: Settings, log: Path, workers: int = 2, **env: str) -> Iter
         wait_for(
             f"{workers} workers with a model",
             lambda: log.read_text(errors="replace").count('"model_loaded"') >= workers,
-            90,
+            180,  # workers import numpy and load the model: slow on a loaded machine
             log,
         )
         wait_for("readiness", lambda: _ready(base), 30, log)

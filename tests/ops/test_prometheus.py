@@ -78,7 +78,7 @@ def test_prometheus_scrapes_the_server_and_loads_the_rules(
             found = wait_for(
                 "the scraped request count",
                 lambda: [r for r in query(base, expression) if float(r["value"][1]) == 25],
-                60,
+                180,  # Prometheus starts in seconds, or a minute on a machine under load
                 log,
             )
             served = query(base, "bookrec_model_version_served")
