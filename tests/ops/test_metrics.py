@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -19,7 +22,7 @@ from bookrec.training.service import train
 from tests.api.conftest import make_settings
 from tests.fixtures.accounts import signed_in
 from tests.jobs.processes import wait_for
-from tests.ops.servers import samples, serving
+from tests.ops.servers import free_port, samples, serving
 
 POPULAR = "/api/v1/recommendations/popular"
 
@@ -172,3 +175,37 @@ def test_the_embedded_workers_jobs_are_in_the_servers_metrics(
     # the new version was activated by the worker process: counted in the same scrape
     activations = samples(text, "bookrec_model_activations_total")
     assert sum(v for _, v in activations) >= 1
+
+
+CELERY_LIKE = """
+import multiprocessing, sys
+import httpx
+from bookrec.observability.metrics import TRAINING_JOBS, serve_metrics
+
+serve_metrics(int(sys.argv[1]), "127.0.0.1")
+
+def job():  # as a Celery prefork child running a task
+    TRAINING_JOBS.labels("failed").inc()
+
+for _ in range(2):
+    child = multiprocessing.get_context("fork").Process(target=job)
+    child.start()
+    child.join()
+print(httpx.get(f"http://127.0.0.1:{sys.argv[1]}/metrics").text)
+"""
+
+
+def test_the_worker_metrics_port_sums_its_pool_children(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", CELERY_LIKE, str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    counted = samples(result.stdout, "bookrec_training_jobs_total")
+    assert counted == [({"outcome": "failed"}, 2.0)]
