@@ -72,6 +72,8 @@ def trained(engine: Engine, database_url: str, small_dataset: Path, tmp_path: Pa
     return settings
 
 
+# the proxy (scrape) path is the same whatever the database: SQLite only, to keep make test short
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_through_nginx_the_client_address_reaches_logs_and_rate_limits(
     trained: Settings, tmp_path: Path
 ) -> None:

@@ -42,6 +42,8 @@ def query(base: str, expression: str) -> list[dict[str, Any]]:
     return result
 
 
+# the proxy (scrape) path is the same whatever the database: SQLite only, to keep make test short
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_prometheus_scrapes_the_server_and_loads_the_rules(
     trained: Settings, tmp_path: Path
 ) -> None:
