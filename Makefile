@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 BOOKREC := $(VENV)/bin/bookrec
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-commands test-reliability lint format bench clean
+.PHONY: install run test test-commands test-reliability lint format bench clean deploy-tools
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -42,6 +42,20 @@ lint: install ## ruff, mypy and the architecture contracts
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+CHECKOV_VENV := .venv-checkov
+DEPLOY_PACKAGES := nginx prometheus
+
+deploy-tools: install ## what tests/ops needs: Debian's nginx and prometheus (when missing), checkov
+	@missing=""; for p in $(DEPLOY_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing from Debian"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(CHECKOV_VENV) $(UV) sync --frozen --project deploy/checkov --quiet
 
 MOVIELENS ?= ../shared/data/movielens-small
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +16,16 @@ MIN_SECRET_KEY_LENGTH = 32
 #: OWASP's floor for argon2id (19 MiB, 2 passes); production refuses anything weaker.
 MIN_PRODUCTION_ARGON2_MEMORY_KIB = 19 * 1024
 MIN_PRODUCTION_ARGON2_TIME_COST = 2
+#: Who may read /metrics by default: loopback and private addresses (a Prometheus next to
+#: the service), not the internet.
+PRIVATE_NETWORKS = (
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fc00::/7",
+)
 
 
 class Settings(BaseSettings):
@@ -203,6 +214,33 @@ class Settings(BaseSettings):
         description="Cron expression (UTC) for scheduled retraining; empty = off",
     )
     train_algo: str | None = Field(None, validation_alias="BOOKREC_TRAIN_ALGO")
+    # Metrics (issue 21): `GET /metrics` sums every worker of `bookrec serve` through files in
+    # one directory; who may read it is restricted by address and/or a bearer token.
+    metrics_dir_setting: Path | None = Field(
+        None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="where serve's processes share their metrics (emptied at every start);"
+        " default VAR_DIR/metrics",
+    )
+    metrics_allow: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: [ip_network(n) for n in PRIVATE_NETWORKS],
+        validation_alias="BOOKREC_METRICS_ALLOW",
+        description="networks (CIDR, comma-separated) whose clients may read /metrics; `*`: any"
+        " address. Default: loopback and private networks",
+    )
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        validation_alias="BOOKREC_WORKER_METRICS_PORT",
+        description="the Celery worker serves its job metrics on this port (0: off); the"
+        " embedded worker's reach serve's /metrics",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        validation_alias="BOOKREC_METRICS_TOKEN",
+        description="when set, /metrics also requires `Authorization: Bearer <token>`",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -261,6 +299,32 @@ class Settings(BaseSettings):
 
             if len(value.split()) != 5 or not croniter.is_valid(value):
                 raise ValueError("not a 5-field cron expression, e.g. '0 3 * * *' (03:00 UTC)")
+        return value
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.strip() == "*":
+            return [ip_network("0.0.0.0/0"), ip_network("::/0")]
+        networks = []
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            try:
+                networks.append(ip_network(part, strict=False))
+            except ValueError as exc:
+                raise ValueError(f"{part!r} is not a network ({exc}); e.g. 10.0.0.0/8") from exc
+        return networks
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("BOOKREC_METRICS_TOKEN must be at least 16 characters")
         return value
 
     @field_validator("train_algo")
@@ -332,6 +396,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.var_dir / "models"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.metrics_dir_setting or self.var_dir / "metrics"
 
     @property
     def reports_dir(self) -> Path:

@@ -20,7 +20,16 @@ from bookrec.api import exception_handlers
 from bookrec.api.limits import general_limit
 from bookrec.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from bookrec.api.ratelimit import RateLimiter
-from bookrec.api.routers import activity, admin, auth, books, health, privacy, recommendations
+from bookrec.api.routers import (
+    activity,
+    admin,
+    auth,
+    books,
+    health,
+    metrics,
+    privacy,
+    recommendations,
+)
 from bookrec.api.routers.experiments_admin import router as experiments_admin_router
 from bookrec.api.routers.jobs_admin import router as jobs_admin_router
 from bookrec.api.routers.models_admin import router as models_admin_router
@@ -82,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outermost: request ids and security headers reach every answer, 413 and CORS ones too
     app.add_middleware(
         RequestContextMiddleware,
+        route_prefixes=(API_PREFIX,),
         # tokens, personal data, personal lists and admin answers (API keys) are never cached
         no_store_prefixes=(
             f"{API_PREFIX}/auth",
@@ -93,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     app.include_router(health.router)
+    app.include_router(metrics.router)
     # routes are matched in order: the busiest (lists, books) first
     for router in (
         recommendations.router,

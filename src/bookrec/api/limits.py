@@ -29,7 +29,8 @@ async def general_limit(request: Request) -> None:
     request is counted by address like an anonymous one (its key's first use, or a made-up
     key). Counting in memory happens on the event loop; counting in Redis in the thread pool.
     """
-    if request.scope["path"].startswith("/health"):  # request.url would build a whole URL
+    # probes and scrapes are never limited (request.url would build a whole URL)
+    if request.scope["path"].startswith(("/health", "/metrics")):
         return
     state = state_of(request)  # every request: no StateDep
     limiter = state.rate_limiter

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookrec.api.exception_handlers import problem
 from bookrec.api.headers import HSTS_HEADER, NO_STORE_HEADER, SECURITY_HEADERS
+from bookrec.observability.metrics import NO_VARIANT, RequestMetrics
 
 log = structlog.get_logger("bookrec.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -21,6 +22,10 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 _ID_PREFIX = secrets.token_hex(10)  # per process: ids from different workers never collide
 _ID_COUNTER = itertools.count(1)
+#: Methods counted under their own name; any other is counted as "other" (bounded labels).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Not logged (probes and scrapes would drown the lines that matter); still counted.
+QUIET_PREFIXES = ("/health", "/metrics")
 
 
 def new_request_id() -> str:
@@ -28,16 +33,41 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
+def route_of(scope: Scope, prefixes: tuple[str, ...] = ()) -> str:
+    """The template of the route that answered (`/api/v1/books/{book_id}`), never the raw
+    path: "unmatched" when none did.
+
+    A route included under a prefix knows only its own template (`/books/{book_id}`), so the
+    include prefix is put back from `prefixes` (fixed strings: the label set stays bounded).
+    """
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str) or not template:
+        return "unmatched"
+    path: str = scope.get("path", "")
+    for prefix in prefixes:
+        if path.startswith(prefix) and not template.startswith(prefix):
+            return prefix + template
+    return template
+
+
 class RequestContextMiddleware:
-    """Give every request an id (or keep a sane incoming X-Request-ID), log it, time it.
+    """Give every request an id (or keep a sane incoming X-Request-ID), log it, time it,
+    count it (`bookrec_http_requests_total`, latency by route template).
 
     Adds the security headers, HSTS over TLS, and `Cache-Control: no-store` on the paths
     under `no_store_prefixes` (tokens and personal data must not sit in caches).
     """
 
-    def __init__(self, app: ASGIApp, no_store_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        no_store_prefixes: tuple[str, ...] = (),
+        route_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.no_store_prefixes = no_store_prefixes
+        self.route_prefixes = route_prefixes
+        self.metrics = RequestMetrics()
 
     def _no_store(self, path: str) -> bool:
         return any(
@@ -55,14 +85,21 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        model_version: str | None = None
+        variant: str | None = None
         over_tls = scope.get("scheme") in ("https", "wss")
         no_store = self._no_store(scope.get("path", ""))
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, model_version, variant
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
+                for name, value in headers:
+                    if name == b"x-model-version":
+                        model_version = value.decode("latin-1")
+                    elif name == b"x-experiment-variant":
+                        variant = value.decode("latin-1")
                 headers.append((b"x-request-id", request_id.encode()))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
@@ -77,14 +114,23 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            elapsed = time.perf_counter() - started
+            route = route_of(scope, self.route_prefixes)
+            method = scope.get("method", "")
+            self.metrics.observe(route, method if method in METHODS else "other", status, elapsed)
             path = scope.get("path", "")
-            if not path.startswith("/health"):
+            if not path.startswith(QUIET_PREFIXES):
+                client = scope.get("client")
                 log.info(
                     "request",
-                    method=scope.get("method"),
+                    client=client[0] if client else None,
+                    method=method,
                     path=path,
+                    route=route,
                     status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    duration_ms=round(elapsed * 1000, 2),
+                    model_version=None if model_version is None else int(model_version),
+                    variant=variant or (None if model_version is None else NO_VARIANT),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
 

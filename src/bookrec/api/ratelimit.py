@@ -20,6 +20,7 @@ from limits.strategies import MovingWindowRateLimiter
 from bookrec.config import Settings
 from bookrec.db.redis import RETRY_SECONDS, RedisFallback
 from bookrec.errors import TooManyRequests
+from bookrec.observability.metrics import RATE_LIMITED
 
 #: Redis must answer quickly: a slow rate limit store must not slow every request.
 REDIS_TIMEOUT_SECONDS = 0.5
@@ -114,17 +115,18 @@ class RateLimiter:
                 self.fallback.failed(exc)
             else:
                 self.fallback.succeeded()
-                self._raise_if_limited(item, retry_at)
+                self._raise_if_limited(item, scope, retry_at)
                 return
         memory = self._memory
         allowed = (memory.hit if count else memory.test)(item, scope, identity)
         retry_at = None if allowed else memory.get_window_stats(item, scope, identity)[0]
-        self._raise_if_limited(item, retry_at)
+        self._raise_if_limited(item, scope, retry_at)
 
     @staticmethod
-    def _raise_if_limited(item: RateLimitItem, retry_at: float | None) -> None:
+    def _raise_if_limited(item: RateLimitItem, scope: str, retry_at: float | None) -> None:
         if retry_at is None:
             return
+        RATE_LIMITED.labels(scope).inc()  # scopes are the fixed names of `api.limits`
         retry_after = max(1, math.ceil(retry_at - time.time()))
         raise TooManyRequests(
             f"too many requests: at most {item.amount} per {item.multiples} "

@@ -3,6 +3,10 @@
 In embedded mode (no REDIS_URL) it also starts `bookrec worker --embedded` as a process of
 its own (BOOKREC_EMBEDDED_WORKER=false turns that off), so training jobs run and a crash in
 training never takes the API down; the worker is stopped when serve exits.
+
+Before any of them starts, the metrics directory (PROMETHEUS_MULTIPROC_DIR, default
+VAR_DIR/metrics) is emptied and named in the environment they inherit: every worker's
+`/metrics` then sums all of them (`observability.metrics`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ import typer
 
 from bookrec.cli.common import console, engine, fail, settings, user_errors
 
+#: How long uvicorn's supervisor waits for a worker to answer its ping before killing it as
+#: hung. Its default (5 s) kills workers that are only slow to import numpy and the models on
+#: a busy machine, in a loop; a really hung worker is still replaced within this time.
+WORKER_HEALTHCHECK_SECONDS = 30
 #: How long the embedded worker gets to stop (and interrupt a running job) before it is killed.
 WORKER_STOP_SECONDS = 15
 
@@ -77,6 +85,9 @@ def serve(
     host, port = host or config.host, port or config.port
     require_free_port(host, port)
     engine(config).dispose()  # the database is reachable and initialised
+    from bookrec.observability.multiprocess import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(config.metrics_dir)
     job_worker = None
     if config.redis_url is None and config.embedded_worker:
         job_worker = start_embedded_worker()
@@ -96,6 +107,7 @@ def serve(
             access_log=False,
             proxy_headers=True,
             timeout_graceful_shutdown=10,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
     finally:
         if job_worker is not None:

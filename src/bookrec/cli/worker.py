@@ -32,8 +32,18 @@ def worker(
 
         run_embedded_worker(config, parent_pid=parent_pid)
         return
+    if config.worker_metrics_port:
+        # before prometheus-client loads: the pool's children write where this process reads
+        from bookrec.observability.multiprocess import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(config.metrics_dir)
     from bookrec.jobs.service import reap
     from bookrec.jobs.tasks import QUEUE, make_celery
+
+    if config.worker_metrics_port:
+        from bookrec.observability.metrics import serve_metrics
+
+        serve_metrics(config.worker_metrics_port)
 
     db = engine(config)
     try:

@@ -33,6 +33,7 @@ from bookrec.importing.csvfiles import (
     series_of,
     split_authors,
 )
+from bookrec.observability.metrics import IMPORT_ROWS
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances (bytes for big files)."""
@@ -86,6 +87,8 @@ def import_directory(
             .where(Dataset.dataset_id == dataset_id)
             .values(counts=report.files)
         )
+    for table, rows in report.written.items():  # after the commit: rows that now exist
+        IMPORT_ROWS.labels(table).inc(rows)
     return report
 
 

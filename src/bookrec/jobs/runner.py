@@ -26,6 +26,7 @@ from bookrec.db.session import make_session_factory, unit_of_work
 from bookrec.errors import Conflict, DatabaseUnavailable
 from bookrec.jobs import repository, service
 from bookrec.jobs.schemas import TrainRequest
+from bookrec.observability.metrics import TRAINING_DURATION, TRAINING_JOBS
 
 if TYPE_CHECKING:
     from bookrec.model_registry.registry import ModelRegistry
@@ -162,6 +163,7 @@ def execute(
         if echo is not None:
             echo(stage, percent)
 
+    started = time.monotonic()
     reporter.start()  # before the imports below, which take seconds on a busy machine
     try:
         from bookrec.evaluation.tuned import TunedParams
@@ -194,6 +196,7 @@ def execute(
             settings.job_lease_seconds,
         )
         log.error("training job failed", job_id=job_id, error=error)
+        _count_job("failed", time.monotonic() - started)
         raise
     reporter.stop()
     result = {
@@ -208,7 +211,13 @@ def execute(
 
     record_outcome(succeed, settings.job_lease_seconds)
     log.info("training job succeeded", job_id=job_id, **result)
+    _count_job("succeeded", time.monotonic() - started)
     return outcome
+
+
+def _count_job(outcome: str, seconds: float) -> None:
+    TRAINING_JOBS.labels(outcome).inc()
+    TRAINING_DURATION.labels(outcome).observe(seconds)
 
 
 def claim(engine: Engine, job_id: int, worker: str | None = None) -> bool:

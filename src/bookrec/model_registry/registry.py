@@ -27,6 +27,7 @@ from bookrec.errors import Conflict, NotFound
 from bookrec.model_registry import files
 from bookrec.model_registry.models import ModelActivation, ModelVersionRow
 from bookrec.model_registry.version import ModelVersion, is_version_directory
+from bookrec.observability.metrics import MODEL_ACTIVATIONS, MODEL_REFUSALS
 from bookrec.recsys.artifacts import ArtifactError
 
 log = structlog.get_logger(__name__)
@@ -157,6 +158,7 @@ class ModelRegistry:
             )
         )
         session.flush()
+        after_commit(session, MODEL_ACTIVATIONS.labels(action).inc)
         self._announce(session, row.version)
 
     def activate(self, session: Session, number: int, actor: str | None = None) -> ModelVersion:
@@ -235,6 +237,7 @@ class ModelRegistry:
         serialise(session, table_of(ModelVersionRow))
         row = self._row(session, number)
         log.error("model_refused", version=number, reason=reason)
+        after_commit(session, MODEL_REFUSALS.inc)
         was_active = row.status == "active"
         row.status = "refused"
         row.status_reason = reason[:_REASON_LENGTH]

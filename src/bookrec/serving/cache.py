@@ -21,6 +21,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from bookrec.db.redis import RedisFallback
+from bookrec.observability.metrics import CACHE_HIT, CACHE_MISS
 
 
 def cache_key(parts: Iterable[object]) -> str:
@@ -64,6 +65,12 @@ class RecommendationCache:
         return self._redis is not None
 
     def get(self, key: str) -> bytes | None:
+        """The cached body, or None; counted as a hit or a miss (`bookrec_cache_lookups`)."""
+        found = self._get(key)
+        (CACHE_MISS if found is None else CACHE_HIT).inc()
+        return found
+
+    def _get(self, key: str) -> bytes | None:
         if self._local is not None:
             with self._lock:
                 found = self._local.get(key)

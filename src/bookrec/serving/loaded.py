@@ -22,6 +22,7 @@ import structlog
 from bookrec.db.session import SessionFactory, unit_of_work
 from bookrec.model_registry.registry import ModelRegistry
 from bookrec.model_registry.version import ModelVersion
+from bookrec.observability.metrics import served_model_gauges
 from bookrec.recsys import registry as algorithms
 from bookrec.recsys.artifacts import ArtifactError
 from bookrec.recsys.base import ScoringRecommender
@@ -113,13 +114,26 @@ class ModelStore:
         self.wanted: int | None = None
         self.last_error: str | None = None
         self.refused_newer: list[int] = []  # refused versions newer than the one served
+        self._gauges = served_model_gauges()
 
     def current(self) -> LoadedModel | None:
         """The model to serve now: an attribute read, never I/O."""
         return self._loaded
 
     def refresh(self) -> LoadedModel | None:
-        """Serve the registry's active version if it loads; else keep or find a good one."""
+        """Serve the registry's active version if it loads; else keep or find a good one.
+
+        Then publish what is served (`bookrec_model_version_served`, `bookrec_model_fallback`).
+        """
+        try:
+            return self._refresh()
+        finally:
+            status = self.status()
+            version, fallback = self._gauges
+            version.set(status["version"] or 0)
+            fallback.set(1 if status["fallback"] else 0)
+
+    def _refresh(self) -> LoadedModel | None:
         with self._lock:
             with unit_of_work(self.sessions) as session:
                 wanted = self.registry.active_number(session)

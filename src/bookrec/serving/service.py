@@ -20,6 +20,7 @@ sent without touching a model or pydantic again.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol, cast
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from bookrec.catalog import service as catalog
 from bookrec.db.session import SessionFactory, unit_of_work
 from bookrec.errors import InvalidInput, ModelUnavailable, NotFound
+from bookrec.observability.metrics import count_answer, observe_scoring
 from bookrec.readers import repository as readers
 from bookrec.readers.repository import ActivityVersions, ReaderActivity, ReaderVersion
 from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
@@ -240,6 +242,7 @@ class RecommendationService:
                 body = plain_list_json(
                     self.cards.cards, request.strategy, loaded.number, picks, request.k, assignment
                 )
+                count_answer(request.strategy, "precomputed", assignment and assignment.variant)
                 found = Answer(body, "precomputed", loaded.number, assignment)
                 return Lookup(loaded, request, version, "", found, assignment)
         who = ("-", "-") if version is None else (version.reader_id, version.activity_version)
@@ -248,7 +251,10 @@ class RecommendationService:
             kind = f"{kind}@{assignment.experiment_id}.{assignment.variant}"
         key = cache_key((loaded.number, kind, request.digest(), *who))
         cached = self.cache.get(key)
-        answer = None if cached is None else Answer(cached, "hit", loaded.number, assignment)
+        if cached is None:
+            return Lookup(loaded, request, version, key, None, assignment)
+        count_answer(request.strategy, "hit", assignment and assignment.variant)
+        answer = Answer(cached, "hit", loaded.number, assignment)
         return Lookup(loaded, request, version, key, answer, assignment)
 
     def _version_of(self, reader: ReaderRef, versions: ActivityVersions | None) -> ReaderVersion:
@@ -268,6 +274,7 @@ class RecommendationService:
         if lookup.answer is not None:
             return lookup.answer
         request, loaded = lookup.request, lookup.loaded
+        started = time.perf_counter()
         with unit_of_work(self.sessions) as session:
             filters = request.filters.resolve(session)
             activity = (
@@ -280,6 +287,8 @@ class RecommendationService:
             listing.experiment_id = lookup.assignment.experiment_id
             listing.variant = lookup.assignment.variant
         body = listing.model_dump_json().encode()
+        observe_scoring(request.strategy, time.perf_counter() - started)
+        count_answer(request.strategy, "miss", lookup.assignment and lookup.assignment.variant)
         self.cache.put(lookup.key, body)
         return Answer(body, "miss", loaded.number, lookup.assignment)
 
@@ -342,7 +351,9 @@ class RecommendationService:
         key = cache_key((loaded.number, "similar", book_id, request_digest, *cards.stamp))
         body = self.cache.get(key)
         if body is not None:
+            count_answer("similar", "hit")
             return Answer(body, "hit", loaded.number)
+        started = time.perf_counter()
         with unit_of_work(self.sessions) as session:
             if cards.get(book_id) is None:
                 raise NotFound("book", book_id)
@@ -360,6 +371,8 @@ class RecommendationService:
         items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
         listing = RecommendationList(strategy="similar", model_version=loaded.number, items=items)
         body = listing.model_dump_json().encode()
+        observe_scoring("similar", time.perf_counter() - started)
+        count_answer("similar", "miss")
         self.cache.put(key, body)
         return Answer(body, "miss", loaded.number)
 
