@@ -13,7 +13,7 @@ $(UV):
 	$(VENV)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --inexact
+	$(UV) sync --frozen --inexact --extra spark
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install the locked dependencies
