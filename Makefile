@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 BOOKREC := $(VENV)/bin/bookrec
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-commands lint format bench clean
+.PHONY: install run test test-commands test-spark java lint format bench clean
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -29,6 +29,13 @@ test: lint ## lint, then the whole test suite (SQLite and PostgreSQL), on two pr
 
 test-commands: install ## every bookrec command on an empty database, each in a new process (~2 min)
 	$(VENV)/bin/pytest -q -n 2 -m commands
+
+test-spark: install java ## training on Apache Spark, local mode (SQLite, PostgreSQL, movielens-small)
+	$(VENV)/bin/pytest -q -m spark -p no:cacheprovider tests/spark
+
+java: ## Java for Spark and PostgreSQL's JDBC driver, from Debian, only when missing
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless; }
+	@[ -f /usr/share/java/postgresql.jar ] || { apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java; }
 
 lint: install ## ruff, mypy and the architecture contracts
 	$(VENV)/bin/ruff check .

@@ -269,7 +269,7 @@ class SparkAls:
         )
         path = self._work / "ratings.parquet"
         pq.write_table(table, path, row_group_size=1_000_000)
-        self.info["export"] = {"path": str(path), "bytes": path.stat().st_size}
+        self.info["export_bytes"] = path.stat().st_size
         return self._session.read.parquet(path.as_uri())
 
     def _jdbc_ratings(self, jar: Path) -> Any:
