@@ -6,9 +6,10 @@ The protocol is ../shared/tools/refeval.py's: a per-user 20 % random holdout (se
 relevant = held-out ratings >= 4, train items excluded. For each algorithm the pipeline is
 what a user runs: `bookrec data import TRAIN_DIR`, `bookrec train [--algo A]`,
 `bookrec recommend --batch USERS.csv --k K --out RECS.csv`; refeval then scores RECS.csv.
-`default` means `bookrec train` with no --algo (the default recommender); `als@spark` trains
-with `--engine spark`. Every training is `--force`d, so each list comes from its own version. refeval's own
-baselines (popularity, item-kNN, EASE, ALS) are computed on the same split for reference.
+`default` means `bookrec train` with no --algo (the default recommender); `als@spark`
+trains with `--engine spark`. Every training is `--force`d, so each list comes from its own
+version. refeval's own baselines (popularity, item-kNN, EASE, ALS) are computed on the same
+split for reference.
 
 The data set is read from DATA_DIR and never copied into this repository (MovieLens'
 licence forbids redistribution).

@@ -15,6 +15,7 @@ fit/refit timings the version records and its NDCG@10 on the evaluation gate's h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -51,10 +52,8 @@ def measured(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
                 tree = [root, *root.children(recursive=True)]
                 total = 0
                 for proc in tree:
-                    try:
+                    with contextlib.suppress(psutil.Error):
                         total += proc.memory_info().rss
-                    except psutil.Error:
-                        pass
             except psutil.Error:
                 return
             peak = max(peak, total)

@@ -12,15 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from tests.fixtures.cli import invoke
+from tests.fixtures.registry import RegistryView
+from tests.jobs.conftest import admin_headers, client, loaded, settings
 
 from bookrec.config import Settings
 from bookrec.jobs.models import TrainingJob
 from bookrec.model_registry.registry import ModelRegistry
 from bookrec.training.service import train
 from bookrec.training.spark import check_master, jdbc_options
-from tests.fixtures.cli import invoke
-from tests.fixtures.registry import RegistryView
-from tests.jobs.conftest import admin_headers, client, loaded, settings
 
 __all__ = ["admin_headers", "client", "loaded", "settings"]  # the jobs tests' fixtures
 
@@ -101,9 +101,7 @@ def test_the_api_refuses_bad_spark_requests_before_queueing(
         assert session.scalars(select(TrainingJob)).first() is None
 
 
-def test_local_versions_say_they_were_trained_locally(
-    imported: Engine, settings: Settings
-) -> None:
+def test_local_versions_say_they_were_trained_locally(imported: Engine, settings: Settings) -> None:
     result = train(imported, ModelRegistry(settings.models_dir), "popularity", settings=settings)
     assert result.version.engine == {"name": "local"}
     assert result.version.to_dict()["engine"] == {"name": "local"}
