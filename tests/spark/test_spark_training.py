@@ -8,16 +8,25 @@ through the CLI on movielens-small, scored by the independent refeval against lo
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from benchmarks import quality_bench
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
 from bookrec.jobs.embedded import EmbeddedWorker
+from bookrec.jobs.models import TrainingJob
+from bookrec.model_registry.models import ModelVersionRow
 from tests.fixtures.movielens import require_refeval
 from tests.fixtures.registry import RegistryView
 
@@ -110,3 +119,56 @@ def test_spark_als_on_movielens_through_the_cli_matches_local_als(
     assert spark["engine"]["name"] == "spark" and spark["engine"]["master"] == "local[*]"
     assert spark["users"] == local["users"] > 500
     assert spark["ndcg@10"] >= 0.95 * local["ndcg@10"], measured
+
+
+@pytest.mark.timeout(600)
+def test_interrupting_a_spark_training_cancels_it_and_registers_nothing(
+    imported: Engine, database_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BOOKREC_VAR_DIR": str(tmp_path / "var"),
+        "BOOKREC_LOG_FORMAT": "console",
+    }
+    bookrec = Path(sys.executable).parent / "bookrec"
+    argv = [str(bookrec), "train", "--algo", "als", "--engine", "spark", "--iterations", "1000"]
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 400
+        stage = None
+        while time.monotonic() < deadline and process.poll() is None:
+            with Session(imported) as session:
+                job = session.scalars(select(TrainingJob)).first()
+                stage = None if job is None else job.stage
+            if stage and "on Spark: stage" in stage:
+                break
+            time.sleep(0.5)
+        assert stage and "on Spark: stage" in stage, stage
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    assert time.monotonic() - started < 90, "the Spark job was not cancelled"
+    with Session(imported) as session:
+        job = session.scalars(select(TrainingJob)).one()
+        assert job.status == "failed", stderr[-2000:]
+        assert session.scalars(select(ModelVersionRow)).first() is None
+    def leftovers() -> list[psutil.Process]:  # the JVM of that training, if it outlived it
+        return [
+            child
+            for child in psutil.process_iter(["cmdline"])
+            if any(str(tmp_path) in part for part in child.info["cmdline"] or [])
+        ]
+
+    for _ in range(40):
+        if not leftovers():
+            break
+        time.sleep(0.5)
+    assert not leftovers()
+    assert not list((tmp_path / "var" / "spark").glob("train-*"))
