@@ -159,6 +159,7 @@ def test_interrupting_a_spark_training_cancels_it_and_registers_nothing(
         job = session.scalars(select(TrainingJob)).one()
         assert job.status == "failed", stderr[-2000:]
         assert session.scalars(select(ModelVersionRow)).first() is None
+
     def leftovers() -> list[psutil.Process]:  # the JVM of that training, if it outlived it
         return [
             child
