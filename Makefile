@@ -6,14 +6,14 @@ UV_VERSION := 0.13.9
 BOOKREC := $(VENV)/bin/bookrec
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-commands test-reliability lint format bench clean deploy-tools
+.PHONY: install run test test-commands test-reliability test-spark java lint format bench clean deploy-tools
 
 $(UV):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --inexact
+	$(UV) sync --frozen --inexact --extra spark
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install the locked dependencies
@@ -32,6 +32,13 @@ test-commands: install ## every bookrec command on an empty database, each in a 
 
 test-reliability: install ## production mode under faults: own PostgreSQL + Redis, serve, kills (~3 min)
 	$(VENV)/bin/pytest -q -m reliability tests/reliability
+
+test-spark: install java ## training on Apache Spark, local mode (SQLite, PostgreSQL, movielens-small)
+	$(VENV)/bin/pytest -q -m spark -p no:cacheprovider tests/spark
+
+java: ## Java for Spark and PostgreSQL's JDBC driver, from Debian, only when missing
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless; }
+	@[ -f /usr/share/java/postgresql.jar ] || { apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java; }
 
 lint: install ## ruff, mypy and the architecture contracts
 	$(VENV)/bin/ruff check .

@@ -6,8 +6,10 @@ The protocol is ../shared/tools/refeval.py's: a per-user 20 % random holdout (se
 relevant = held-out ratings >= 4, train items excluded. For each algorithm the pipeline is
 what a user runs: `bookrec data import TRAIN_DIR`, `bookrec train [--algo A]`,
 `bookrec recommend --batch USERS.csv --k K --out RECS.csv`; refeval then scores RECS.csv.
-`default` means `bookrec train` with no --algo (the default recommender). refeval's own
-baselines (popularity, item-kNN, EASE, ALS) are computed on the same split for reference.
+`default` means `bookrec train` with no --algo (the default recommender); `als@spark`
+trains with `--engine spark`. Every training is `--force`d, so each list comes from its own
+version. refeval's own baselines (popularity, item-kNN, EASE, ALS) are computed on the same
+split for reference.
 
 The data set is read from DATA_DIR and never copied into this repository (MovieLens'
 licence forbids redistribution).
@@ -40,7 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--algos",
         default="default,popularity,content,itemknn,als,ease,hybrid",
-        help="comma-separated; 'default' = bookrec train without --algo",
+        help="comma-separated; 'default' = bookrec train without --algo; ALGO@ENGINE trains "
+        "with --engine ENGINE (als@spark)",
     )
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--refeval", type=Path, default=REFEVAL)
@@ -89,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         run_checked([str(BOOKREC), "data", "import", str(split / "train")], env=env, cwd=work)
         results: dict[str, Any] = {}
         for algo in args.algos.split(","):
-            train_argv = [str(BOOKREC), "train", "--json"]
-            if algo != "default":
-                train_argv += ["--algo", algo]
+            # --force: each algorithm's own version must be the one recommending
+            train_argv = [str(BOOKREC), "train", "--json", "--force"]
+            name, _, engine = algo.partition("@")
+            if name != "default":
+                train_argv += ["--algo", name]
+            if engine:
+                train_argv += ["--engine", engine]
             trained = run_measured(train_argv, env=env, cwd=work, logs=work / "logs").check()
             recs = work / f"recs-{algo}.csv"
             recommended = run_measured(
@@ -119,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             results[algo] = {
                 **metrics,
                 "algo": version.get("algo"),
+                "engine": version.get("engine"),
                 "params": version.get("params"),
                 "train_seconds": round(trained.seconds, 2),
                 "recommend_seconds": round(recommended.seconds, 2),

@@ -149,6 +149,37 @@ class Settings(BaseSettings):
         description="precision, recall, ndcg, map, hit_rate or mrr @ K (K 1-999)",
     )
     gate_tolerance: float = Field(0.02, ge=0.0, le=1.0, validation_alias="BOOKREC_GATE_TOLERANCE")
+    # Training on Apache Spark (issue 23, docs/spark.md): `bookrec train --engine spark`.
+    spark_master: str = Field(
+        "local[*]",
+        min_length=1,
+        validation_alias="BOOKREC_SPARK_MASTER",
+        description="Spark master URL: local[*], spark://host:7077, yarn, k8s://...",
+    )
+    spark_driver_memory: str = Field(
+        "4g", pattern=r"^[1-9][0-9]*[kmgt]$", validation_alias="BOOKREC_SPARK_DRIVER_MEMORY"
+    )
+    spark_executor_memory: str | None = Field(
+        None, pattern=r"^[1-9][0-9]*[kmgt]$", validation_alias="BOOKREC_SPARK_EXECUTOR_MEMORY"
+    )
+    spark_partitions: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        validation_alias="BOOKREC_SPARK_PARTITIONS",
+        description="partitions of the ratings and ALS blocks (0: Spark's default parallelism)",
+    )
+    spark_work_dir: Path | None = Field(
+        None,
+        validation_alias="BOOKREC_SPARK_WORK_DIR",
+        description="where the ratings export and ALS checkpoints go (default VAR_DIR/spark); "
+        "on a cluster, a directory every executor sees",
+    )
+    spark_jdbc_jar: Path | None = Field(
+        None,
+        validation_alias="BOOKREC_SPARK_JDBC_JAR",
+        description="PostgreSQL JDBC driver jar (default /usr/share/java/postgresql.jar)",
+    )
     # Hardening (issue 6): rate limits in `limits` notation ("10/minute", "100 per hour").
     rate_limit_login_ip: str = Field("10/minute", validation_alias="BOOKREC_RATE_LIMIT_LOGIN_IP")
     rate_limit_login_email: str = Field(

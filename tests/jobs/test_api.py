@@ -40,7 +40,14 @@ def test_post_train_queues_a_job_the_embedded_worker_runs(
     assert response.status_code == 202, response.text
     job = response.json()
     assert job["status"] == "queued" and job["trigger"] == "api"
-    assert job["request"] == {"algo": "popularity", "params": {}, "force": True, "activate": True}
+    assert job["request"] == {
+        "algo": "popularity",
+        "params": {},
+        "force": True,
+        "activate": True,
+        "engine": "local",
+        "spark_master": None,
+    }
     assert job["requested_by"].startswith("user:")
     with Session(engine) as session:
         audited = session.scalars(select(AuditEvent).where(AuditEvent.action == "model.train"))

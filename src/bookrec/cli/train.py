@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, cast
 
 import typer
 
@@ -67,6 +67,16 @@ def train(
     ),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if a model is active"),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON"),
+    engine_name: str = typer.Option(
+        "local",
+        "--engine",
+        help="local (this process) or spark (Apache Spark MLlib; --algo als only)",
+    ),
+    spark_master: str = typer.Option(
+        None,
+        "--spark-master",
+        help="Spark master URL for --engine spark (default BOOKREC_SPARK_MASTER, local[*])",
+    ),
 ) -> None:
     """Train a model on everything in the database and register it as a new version.
 
@@ -74,6 +84,7 @@ def train(
     activated only if it is not worse by more than BOOKREC_GATE_TOLERANCE (`--force`
     activates it regardless). Hyper-parameters go as `--param key=value` or directly as
     options the model takes, e.g. `bookrec train --algo als --factors 64 --iterations 15`.
+    `--engine spark` fits the ALS on Apache Spark (docs/spark.md).
     """
     from bookrec.jobs.runner import run_inline
     from bookrec.jobs.schemas import TrainRequest
@@ -89,13 +100,24 @@ def train(
         console.print(f"model version {active} is active: not training", highlight=False)
         return
     params = parse_params([*param, *extra_params(context.args)])
+    if engine_name not in ("local", "spark"):
+        fail(f"--engine must be local or spark, not {engine_name!r}", code=2)
+    if spark_master is not None and engine_name != "spark":
+        fail("--spark-master needs --engine spark", code=2)
     db = engine(config)
     with stage_progress("training") as progress:
         # recorded as a job run here (trigger cli): a killed command is later marked failed
         result = run_inline(
             db,
             config,
-            TrainRequest(algo=algo, params=params, force=force, activate=activate),
+            TrainRequest(
+                algo=algo,
+                params=params,
+                force=force,
+                activate=activate,
+                engine=cast(Literal["local", "spark"], engine_name),
+                spark_master=spark_master,
+            ),
             trigger="cli",
             requested_by=local_user(),
             echo=progress,
@@ -110,7 +132,12 @@ def train(
     console.print(
         f"trained {version.algo} version {version.number} on {data['ratings']:,} ratings by "
         f"{data['readers']:,} readers over {data['books']:,} books "
-        f"in {version.timings['total']:.1f}s",
+        f"in {version.timings['total']:.1f}s"
+        + (
+            f" on Spark {version.engine.get('spark_version')} ({version.engine.get('master')})"
+            if version.engine["name"] == "spark"
+            else ""
+        ),
         highlight=False,
     )
     console.print(f"evaluation gate: {gate['decision']} ({gate['reason']})", highlight=False)

@@ -182,6 +182,8 @@ def execute(
             progress=progress,
             tuned=TunedParams(settings.var_dir / "tuning"),
             settings=settings,
+            engine_name=request.engine,
+            spark_master=request.spark_master,
         )
     except BaseException as exc:
         reporter.stop()

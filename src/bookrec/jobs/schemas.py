@@ -21,6 +21,14 @@ class TrainRequest(BaseModel):
     )
     force: bool = Field(False, description="Promote even if the evaluation gate refuses it")
     activate: bool = Field(True, description="Activate the new version if it is promoted")
+    engine: Literal["local", "spark"] = Field(
+        "local", description="Where to fit: in the worker (local) or on Apache Spark (als only)"
+    )
+    spark_master: str | None = Field(
+        None,
+        max_length=500,
+        description="Spark master URL for engine spark (default BOOKREC_SPARK_MASTER)",
+    )
 
 
 class JobOut(BaseModel):

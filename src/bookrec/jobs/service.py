@@ -54,6 +54,20 @@ def check_request(request: TrainRequest) -> TrainRequest:
         algorithms.build(algo, request.params)
     except (ValueError, TypeError, ValidationError) as exc:
         raise InvalidInput(f"bad training request: {exc}", field="params") from None
+    if request.engine == "spark" and algo != "als":
+        raise InvalidInput(
+            f"bad training request: the spark engine trains only the als algorithm, not {algo!r}",
+            field="engine",
+        )
+    if request.spark_master is not None:
+        if request.engine != "spark":
+            raise InvalidInput(
+                "bad training request: spark_master is only for engine spark",
+                field="spark_master",
+            )
+        from bookrec.training.spark import check_master
+
+        check_master(request.spark_master)
     return request
 
 

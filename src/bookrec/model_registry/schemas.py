@@ -15,6 +15,10 @@ class ModelVersionOut(BaseModel):
     algo: str = Field(
         description="The recommender: popularity, content, itemknn, als, ease, hybrid"
     )
+    engine: dict[str, Any] = Field(
+        description="Where it was fitted: {name: local}, or {name: spark} with the Spark "
+        "version, master, Java version and where the ratings came from (jdbc or parquet)"
+    )
     status: VersionStatus
     status_reason: str | None = Field(
         None, description="Why it is refused, or why the evaluation gate kept it a candidate"

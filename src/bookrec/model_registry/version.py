@@ -67,11 +67,18 @@ class ModelVersion:
             timings=dict(row.timings or {}),
         )
 
+    @property
+    def engine(self) -> dict[str, Any]:
+        """Where it was fitted: {"name": "local"} or Spark's name, version and master."""
+        recorded = self.data.get("engine")
+        return dict(recorded) if isinstance(recorded, dict) else {"name": "local"}
+
     def to_dict(self) -> dict[str, Any]:
         """The public description (CLI `--json`, admin API): JSON-ready values only."""
         return {
             "version": self.number,
             "algo": self.algo,
+            "engine": self.engine,
             "status": self.status,
             "status_reason": self.status_reason,
             "metrics": self.metrics,

@@ -159,6 +159,31 @@ class AlsRecommender(ScoringRecommender):
         self.user_ids = interactions.users.ids
         return self
 
+    def install_factors(
+        self,
+        item_factors: np.ndarray,
+        catalog: Catalog,
+        *,
+        idf: np.ndarray | None = None,
+        average_length: float = 1.0,
+    ) -> AlsRecommender:
+        """Take item factors fitted elsewhere (Spark), aligned with `catalog`'s items; `idf`
+        and `average_length` are the BM25 statistics of that fit (bm25 weighting only)."""
+        if item_factors.shape != (len(catalog.items), self.config.factors):
+            raise ValueError(
+                f"item factors of shape {item_factors.shape} do not fit "
+                f"{len(catalog.items)} books x {self.config.factors} factors"
+            )
+        self.idf = np.zeros(0, dtype=np.float32) if idf is None else idf.astype(np.float32)
+        self.average_length = average_length
+        factors = np.array(item_factors, dtype=np.float32, order="C")
+        with _single_threaded_blas():
+            model = self._new_model()
+        model.item_factors = factors
+        self._install(model, factors, catalog)
+        self.user_factors = self.user_ids = None
+        return self
+
     def _install(self, model: Any, item_factors: np.ndarray, catalog: Catalog) -> None:
         self._model = model
         # small batches solve on one thread: waking (and leaving spinning) an OpenMP pool

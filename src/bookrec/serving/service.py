@@ -134,6 +134,10 @@ class Assignment:
     variant: str
 
 
+def variant_of(assignment: Assignment | None) -> str | None:
+    return None if assignment is None else assignment.variant
+
+
 @dataclass(frozen=True)
 class Answer:
     """A finished list: the response body, where it came from, the model version that made it
@@ -242,7 +246,7 @@ class RecommendationService:
                 body = plain_list_json(
                     self.cards.cards, request.strategy, loaded.number, picks, request.k, assignment
                 )
-                count_answer(request.strategy, "precomputed", assignment and assignment.variant)
+                count_answer(request.strategy, "precomputed", variant_of(assignment))
                 found = Answer(body, "precomputed", loaded.number, assignment)
                 return Lookup(loaded, request, version, "", found, assignment)
         who = ("-", "-") if version is None else (version.reader_id, version.activity_version)
@@ -253,7 +257,7 @@ class RecommendationService:
         cached = self.cache.get(key)
         if cached is None:
             return Lookup(loaded, request, version, key, None, assignment)
-        count_answer(request.strategy, "hit", assignment and assignment.variant)
+        count_answer(request.strategy, "hit", variant_of(assignment))
         answer = Answer(cached, "hit", loaded.number, assignment)
         return Lookup(loaded, request, version, key, answer, assignment)
 
@@ -288,7 +292,7 @@ class RecommendationService:
             listing.variant = lookup.assignment.variant
         body = listing.model_dump_json().encode()
         observe_scoring(request.strategy, time.perf_counter() - started)
-        count_answer(request.strategy, "miss", lookup.assignment and lookup.assignment.variant)
+        count_answer(request.strategy, "miss", variant_of(lookup.assignment))
         self.cache.put(lookup.key, body)
         return Answer(body, "miss", loaded.number, lookup.assignment)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
@@ -21,6 +22,7 @@ from bookrec.model_registry.version import ModelVersion
 from bookrec.readers import service as readers_service
 from bookrec.readers.snapshot import load_snapshot
 from bookrec.recsys import registry as algorithms
+from bookrec.recsys.als import AlsRecommender
 from bookrec.recsys.popularity import PopularityConfig, PopularityRecommender
 from bookrec.training import gate as evaluation_gate
 from bookrec.training import precompute
@@ -28,6 +30,7 @@ from bookrec.training import precompute
 #: `progress(stage, percent)`: loading data 0-10, fitting 10-40, evaluating 40-50, fitting on all
 #: the ratings 50-75, precomputing 75-80, gate 80-90, saving 90-100.
 Progress = Callable[[str, float], None]
+TrainingEngine = Literal["local", "spark"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ def train(
     progress: Progress | None = None,
     tuned: TunedParams | None = None,
     settings: Settings | None = None,
+    engine_name: TrainingEngine = "local",
+    spark_master: str | None = None,
 ) -> TrainResult:
     """Fit `algo` (default: the best available), gate it against the active model, register it.
 
@@ -73,9 +78,16 @@ def train(
     stays registered with its decision. Every version also carries all-time and trending
     popularity (the popular and trending lists and the cold-start fallback). Without
     explicit `params`, the ones `bookrec tune` stored for the algorithm are used.
+
+    With `engine_name="spark"` (ALS only) both fits run on Apache Spark (`training.spark`,
+    master `spark_master` or BOOKREC_SPARK_MASTER); everything else is the same.
     """
     settings = settings or load_settings()
     algo = algo or algorithms.DEFAULT_ALGO
+    if engine_name == "spark" and algo != "als":
+        raise InvalidInput(
+            f"the spark engine trains only the als algorithm, not {algo!r}", field="engine"
+        )
     try:
         model = algorithms.build(algo, _model_params(algo, params, tuned))
     except (ValueError, ValidationError) as exc:
@@ -98,18 +110,42 @@ def train(
     )
     loaded = time.perf_counter()
 
-    report("fitting", 10.0)
-    model.fit(split.train, snapshot.catalog)
-    fitted = time.perf_counter()
+    engine_info: dict[str, Any] = {"name": "local"}
+    with contextlib.ExitStack() as stack:
+        spark = None
+        if engine_name == "spark":
+            from bookrec.training.spark import SparkAls
 
-    report("evaluating", 40.0)
-    metrics = evaluation_gate.score(model, split, snapshot.catalog, fit=False)
-    scored = time.perf_counter()
-    # The gate's model has not seen the held-out ratings; the served one sees everything
-    # (what the fit chose on validation, such as the hybrid's weights, stays).
-    report("fitting on all the ratings", 50.0)
-    model.refit(snapshot.interactions, snapshot.catalog)
-    refitted = time.perf_counter()
+            spark = stack.enter_context(
+                SparkAls(
+                    settings,
+                    snapshot.interactions,
+                    snapshot.catalog,
+                    report,
+                    master=spark_master,
+                )
+            )
+            engine_info = spark.info
+        report("fitting", 10.0)
+        if spark is not None:
+            assert isinstance(model, AlsRecommender)
+            spark.fit(model, split.test, "fitting", 10.0)
+        else:
+            model.fit(split.train, snapshot.catalog)
+        fitted = time.perf_counter()
+
+        report("evaluating", 40.0)
+        metrics = evaluation_gate.score(model, split, snapshot.catalog, fit=False)
+        scored = time.perf_counter()
+        # The gate's model has not seen the held-out ratings; the served one sees everything
+        # (what the fit chose on validation, such as the hybrid's weights, stays).
+        report("fitting on all the ratings", 50.0)
+        if spark is not None:
+            assert isinstance(model, AlsRecommender)
+            spark.fit(model, None, "fitting on all the ratings", 50.0)
+        else:
+            model.refit(snapshot.interactions, snapshot.catalog)
+        refitted = time.perf_counter()
     model_params = model.config.model_dump()
     # The candidate's artifacts are written now and the model let go, so that refitting the
     # active model for the gate never holds both in memory at once.
@@ -167,6 +203,7 @@ def train(
                     "dataset_ids": dataset_ids,
                     "fingerprint": split.key["fingerprint"],
                     "held_out_ratings": len(split.test),
+                    "engine": engine_info,
                 },
                 metrics=metrics,
                 gate=decision,
