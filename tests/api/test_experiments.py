@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-from tests.fixtures.accounts import signed_in
+from tests.fixtures.accounts import PASSWORD, signed_in
 from tests.fixtures.cli import invoke, invoke_json
 from tests.fixtures.datasets import write_small_dataset
 
@@ -202,6 +202,19 @@ def test_a_strategy_variant_serves_that_strategy(
         "t",
         "t2",
     )
+    # what the experiment showed the reader is theirs: in their export, gone with their account
+    client.app.state.bookrec.serving.exposures.flush()  # type: ignore[attr-defined]
+    export = client.get(f"{API}/me/export", headers=reader).json()
+    shown = {row["book_id"] for row in export["experiment_exposures"]}
+    assert shown == {item["book_id"] for item in mine.json()["items"]}
+    assert {row["variant"] for row in export["experiment_exposures"]} == {
+        mine.headers["X-Experiment-Variant"]
+    }
+    gone = client.request("DELETE", f"{API}/me", json={"password": PASSWORD}, headers=reader)
+    assert gone.status_code == 204, gone.text
+    with Session(engine) as session:
+        left = session.scalar(select(func.count()).select_from(Exposure))
+    assert left == 10  # user 5's list; the erased reader's rows went with them
 
 
 @pytest.fixture

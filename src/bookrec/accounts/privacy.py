@@ -21,7 +21,7 @@ into them until the next training, which no longer sees them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -66,10 +66,15 @@ def _about(user: User) -> ColumnElement[bool]:
 EXPORT_BATCH = 1000
 
 
-def export(session: Session, user: User) -> Iterator[bytes]:
+#: One list of an export: its name, the rows' query, and each row's shape.
+Section = tuple[str, Any, Callable[[Any], BaseModel]]
+
+
+def export(session: Session, user: User, more: Sequence[Section] = ()) -> Iterator[bytes]:
     """All data bookrec holds about an account and its reader, as one JSON document
     (`AccountExport`'s shape) produced piece by piece: rows are read in batches and sent
-    as they come, so an export of any size holds only one batch in memory."""
+    as they come, so an export of any size holds only one batch in memory. `more` adds the
+    sections of the layers above this one (what experiments showed the reader)."""
     reader = session.get(Reader, user.reader_id)
     account = AccountInfo(
         user_id=user.user_id,
@@ -81,7 +86,7 @@ def export(session: Session, user: User) -> Iterator[bytes]:
         disabled=user.disabled,
     )
     yield b'{"exported_at":' + _json(utcnow()) + b',"account":' + account.model_dump_json().encode()
-    sections: list[tuple[str, Any, Callable[[Any], BaseModel]]] = [
+    sections: list[Section] = [
         (
             "ratings",
             select(Rating.book_id, Book.title, Rating.rating, Rating.rated_at)
@@ -154,7 +159,7 @@ def export(session: Session, user: User) -> Iterator[bytes]:
             ),
         ),
     ]
-    for name, statement, shape in sections:
+    for name, statement, shape in [*sections, *more]:
         yield f',"{name}":['.encode()
         rows = session.execute(statement.execution_options(yield_per=EXPORT_BATCH))
         for index, row in enumerate(rows):

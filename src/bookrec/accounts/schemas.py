@@ -95,6 +95,14 @@ class AuditEventExport(BaseModel):
     details: dict[str, Any]
 
 
+class ExposureExport(BaseModel):
+    experiment_id: int
+    variant: str
+    book_id: int
+    shown_at: StoredTime = Field(description="ISO 8601, UTC")
+    clicked_at: StoredTime | None = Field(description="ISO 8601, UTC; null: not clicked")
+
+
 class AccountExport(BaseModel):
     """Everything bookrec holds about one account and its reader (GDPR art. 15 and 20)."""
 
@@ -106,4 +114,7 @@ class AccountExport(BaseModel):
     sessions: list[SessionExport]
     audit_events: list[AuditEventExport] = Field(
         description="Security events done by or about this account"
+    )
+    experiment_exposures: list[ExposureExport] = Field(
+        description="Books experiments showed you, by experiment and variant, and your clicks"
     )

@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bookrec.accounts import audit
+from bookrec.accounts.privacy import Section
+from bookrec.accounts.schemas import ExposureExport
 from bookrec.db.base import table_of
 from bookrec.db.paging import page_of_objects
 from bookrec.errors import Conflict, InvalidInput, NotFound
@@ -438,3 +440,26 @@ def report(analysis: statistics.Analysis) -> dict[str, Any]:
         "enough_data": analysis.enough_data,
         "decision": analysis.decision,
     }
+
+
+def export_section(reader_id: int) -> Section:
+    """The reader's exposures and clicks, as a section of their data export."""
+    return (
+        "experiment_exposures",
+        select(
+            Exposure.experiment_id,
+            Exposure.variant,
+            Exposure.book_id,
+            Exposure.shown_at,
+            Exposure.clicked_at,
+        )
+        .where(Exposure.reader_id == reader_id)
+        .order_by(Exposure.experiment_id, Exposure.book_id),
+        lambda e: ExposureExport(
+            experiment_id=e.experiment_id,
+            variant=e.variant,
+            book_id=e.book_id,
+            shown_at=e.shown_at,
+            clicked_at=e.clicked_at,
+        ),
+    )

@@ -17,6 +17,7 @@ from bookrec.api.limits import login_email_limit
 from bookrec.api.routers.auth import UNAUTHORIZED
 from bookrec.api.schemas import PROBLEM
 from bookrec.db.session import unit_of_work
+from bookrec.experiments import service as experiments
 from bookrec.serving.erasure import forget_reader
 
 router = APIRouter(tags=["me"])
@@ -40,7 +41,8 @@ def export_me(state: StateDep, user: CurrentUser) -> StreamingResponse:
         with unit_of_work(state.sessions) as session:
             account = session.get(User, user.user_id)
             if account is not None:
-                yield from privacy.export(session, account)
+                more = [experiments.export_section(account.reader_id)]
+                yield from privacy.export(session, account, more)
 
     return StreamingResponse(
         document(),
