@@ -25,7 +25,7 @@ run: install ## migrate, load demo data when empty, train when no model is activ
 	$(BOOKREC) serve
 
 test: lint ## lint, then the whole test suite (SQLite and PostgreSQL), on two processes
-	$(VENV)/bin/pytest -q -n 2
+	$(VENV)/bin/pytest -q -n 2 --durations=20
 
 test-commands: install ## every bookrec command on an empty database, each in a new process (~2 min)
 	$(VENV)/bin/pytest -q -n 2 -m commands
