@@ -113,6 +113,7 @@ def bookrec_env(var_dir: Path) -> dict[str, str]:
         BOOKREC_LOG_LEVEL="WARNING",
         BOOKREC_EMBEDDED_WORKER="false",
         BOOKREC_RATE_LIMIT_GENERAL="100000/second",
+        BOOKREC_RATE_LIMIT_API_KEY="100000/second",
     )
     env.pop("REDIS_URL", None)
     return env
