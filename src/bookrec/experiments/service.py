@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -374,16 +374,23 @@ def record_feedback(
             for reader_id, event, occurred_at in zip(reader_ids, events, times, strict=True)
             if event.kind == "click" and event.experiment_id is None
         ]
-    for experiment_id, reader_id, book_id, occurred_at in clicks:
-        connection.execute(
+    if clicks:  # one statement, run over the batch's clicks (executemany)
+        first_click = (
             update(Exposure)
             .where(
-                Exposure.experiment_id == experiment_id,
-                Exposure.reader_id == reader_id,
-                Exposure.book_id == book_id,
+                Exposure.experiment_id == bindparam("click_experiment"),
+                Exposure.reader_id == bindparam("click_reader"),
+                Exposure.book_id == bindparam("click_book"),
                 Exposure.clicked_at.is_(None),
             )
-            .values(clicked_at=occurred_at)
+            .values(clicked_at=bindparam("click_at"))
+        )
+        connection.execute(
+            first_click,
+            [
+                {"click_experiment": e, "click_reader": r, "click_book": b, "click_at": t}
+                for e, r, b, t in clicks
+            ],
         )
 
 
