@@ -71,6 +71,16 @@ class TooLarge(BookrecError):
     type_slug = "too-large"
 
 
+#: a bad value longer than this is shown by its start and length (a field can be megabytes)
+SHOWN_VALUE_CHARS = 80
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str | bytes) and len(value) > SHOWN_VALUE_CHARS:
+        return f"{value[:SHOWN_VALUE_CHARS]!r}… ({len(value):,} characters)"
+    return repr(value)
+
+
 class ImportFailed(InvalidInput):
     """A data file has a bad value; names the file, the line (header = 1), the column and value."""
 
@@ -83,7 +93,9 @@ class ImportFailed(InvalidInput):
         where = file if line is None else f"{file}, line {line}"
         if column is not None:
             where += f", column {column!r}"
-        shown = "" if value is None else f": {value!r}"
+        shown = "" if value is None else f": {_shown(value)}"
+        if isinstance(value, str | bytes) and len(value) > SHOWN_VALUE_CHARS:
+            value = value[:SHOWN_VALUE_CHARS]
         super().__init__(
             f"{where}{shown}: {reason}", file=file, line=line, column=column, value=value
         )

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -101,6 +101,8 @@ def test_ratings_of_arbitrary_bytes(engine: Engine, workdir: Path, body: bytes) 
 
 @FAST
 @given(content=csv_bytes("user_id,book_id,rating", 3))
+# a huge bad field: PostgreSQL drops a connection whose COPY is ended with a message over 10 kB
+@example(content=b"user_id,book_id,rating\n0,0," + b"x" * 20_000 + b"\n")
 def test_ratings_with_troublesome_fields(engine: Engine, workdir: Path, content: bytes) -> None:
     directory = fresh(workdir)
     (directory / "books.csv").write_text(VALID_BOOKS)

@@ -352,8 +352,13 @@ class PostgresWriter:
         self.rows += len(block)
 
     def abort(self, error: BaseException) -> None:
-        """End the COPY with an error so the connection can roll back."""
-        self._copy_context.__exit__(type(error), error, error.__traceback__)
+        """End the COPY with an error so the connection can roll back.
+
+        The server gets only the error's type: it closes the connection on a CopyFail message
+        over 10,000 bytes, and an import error may quote a huge field.
+        """
+        aborted = RuntimeError(f"import aborted: {type(error).__name__}")
+        self._copy_context.__exit__(RuntimeError, aborted, None)
         self._cursor.close()
 
     def finish(self) -> None:
