@@ -233,6 +233,34 @@ def current_user(session: Session, auth: Authenticator, access_token: str) -> Au
     return Authenticated(user=user, claims=claims)
 
 
+def browser_session(
+    session: Session, auth: Authenticator, access_token: str
+) -> tuple[Authenticated, str | None]:
+    """The account a browser's session cookie (an access token) speaks for, and a renewed
+    access token when the cookie's has expired.
+
+    The web app keeps the login's access token in an HttpOnly cookie and never hands out its
+    refresh token: an expired access token is renewed for the same login (same `sid`) while
+    that login is live, i.e. not logged out or revoked and within its refresh token's
+    lifetime. Nothing rotates, so two tabs renewing at once cannot end each other's login.
+    """
+    claims = tokens.decode_access_token(auth.tokens, access_token, allow_expired=True)
+    now = utcnow()
+    user = repository.user_by_id(session, claims.user_id)
+    if user is None or user.disabled:
+        raise Unauthorized("this account cannot log in")
+    if not tokens.family_is_live(session, claims.session_id, user.user_id, now):
+        raise Unauthorized("this login has ended (logged out, revoked or expired): log in again")
+    if claims.expires_at > now:
+        return Authenticated(user=user, claims=claims), None
+    renewed = tokens.issue_access_token(
+        auth.tokens, user.user_id, user.role, claims.session_id, now
+    )
+    return Authenticated(
+        user=user, claims=tokens.decode_access_token(auth.tokens, renewed)
+    ), renewed
+
+
 def _issue(
     auth: Authenticator, user: User, family_id: str, refresh_token: str, now: datetime
 ) -> IssuedTokens:

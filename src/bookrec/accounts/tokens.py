@@ -74,8 +74,13 @@ def issue_access_token(
     return jwt.encode(claims, config.secret_key, algorithm=ALGORITHM)
 
 
-def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
-    """Verify signature (HS256 only), issuer, audience and expiry; any failure is a 401."""
+def decode_access_token(
+    config: TokenConfig, token: str, *, allow_expired: bool = False
+) -> AccessClaims:
+    """Verify signature (HS256 only), issuer, audience and expiry; any failure is a 401.
+
+    `allow_expired` skips only the expiry check: a browser session renews its access token
+    while its login lasts (`service.browser_session`)."""
     try:
         claims = jwt.decode(
             token,
@@ -83,7 +88,7 @@ def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
             algorithms=[ALGORITHM],
             audience=config.audience,
             issuer=config.issuer,
-            options={"require": REQUIRED_CLAIMS},
+            options={"require": REQUIRED_CLAIMS, "verify_exp": not allow_expired},
         )
         user_id = int(claims["sub"])
         if not 1 <= user_id <= MAX_USER_ID:
@@ -237,6 +242,23 @@ def family_is_active(session: Session, family_id: str, user_id: int) -> bool:
                     RefreshToken.family_id == family_id,
                     RefreshToken.user_id == user_id,
                     RefreshToken.revoked_at.is_(None),
+                )
+            )
+        )
+    )
+
+
+def family_is_live(session: Session, family_id: str, user_id: int, now: datetime) -> bool:
+    """True while the login `family_id` names is neither revoked nor past its refresh
+    token's expiry: how long a browser session may renew its access token."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    RefreshToken.family_id == family_id,
+                    RefreshToken.user_id == user_id,
+                    RefreshToken.revoked_at.is_(None),
+                    RefreshToken.expires_at > now,
                 )
             )
         )

@@ -38,6 +38,7 @@ from bookrec.config import Settings, load_settings
 from bookrec.db.engine import make_engine
 from bookrec.db.session import make_session_factory
 from bookrec.serving.engine import ServingEngine
+from bookrec.web.install import install as install_web_app
 
 API_PREFIX = "/api/v1"
 
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Book recommendations with reasons: personal, similar, popular and trending.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # the web app serves /docs with Swagger UI's files from the package
         redoc_url=None,
         dependencies=[Depends(general_limit)],
     )
@@ -117,4 +118,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         experiments_admin_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    install_web_app(app)
     return app

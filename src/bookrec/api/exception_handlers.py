@@ -8,13 +8,15 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bookrec.api.headers import HSTS_HEADER, NO_STORE_HEADER, SECURITY_HEADERS
 from bookrec.db.engine import unavailable_reason
 from bookrec.errors import BookrecError, DatabaseUnavailable, TooManyRequests, Unauthorized
+from bookrec.web.rendering import error_page, is_page
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://bookrec.dev/problems/"
@@ -36,8 +38,15 @@ def problem(
     return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON)
 
 
-async def _bookrec_error(request: Request, exc: Exception) -> JSONResponse:
+async def _bookrec_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BookrecError)
+    if is_page(request):  # a web page: the error in the site's layout
+        headers = {}
+        if isinstance(exc, (TooManyRequests, DatabaseUnavailable)):
+            headers["Retry-After"] = str(exc.retry_after)
+        return await run_in_threadpool(
+            error_page, request, exc.status, exc.title, exc.detail, headers
+        )
     response = problem(request, exc.status, exc.title, exc.detail, exc.type_slug, **exc.extra)
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = exc.challenge
@@ -53,7 +62,7 @@ async def _bookrec_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> Response:
     """A database error met outside a unit of work: 503 when the database is away."""
     reason = unavailable_reason(exc)
     if reason is None:
@@ -63,8 +72,12 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return await _bookrec_error(request, unavailable)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if is_page(request):
+        return await run_in_threadpool(
+            error_page, request, 400, "Invalid request", "the address or form had a bad value"
+        )
     errors = [
         {
             "field": ".".join(str(part) for part in error["loc"]),
@@ -96,9 +109,23 @@ def _body_not_json(request: Request, exc: RequestValidationError) -> bool:
     )
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+    if is_page(request):
+        detail = (
+            "There is no page at this address. Try the search, or go back to the home page."
+            if exc.status_code == 404
+            else str(exc.detail)
+        )
+        return await run_in_threadpool(
+            error_page,
+            request,
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            detail,
+            exc.headers,
+        )
     response = problem(
         request,
         exc.status_code,

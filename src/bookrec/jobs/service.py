@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 
 from bookrec.accounts import audit
 from bookrec.accounts.audit import Origin
+from bookrec.config import Settings
 from bookrec.db.base import utcnow
-from bookrec.db.session import unit_of_work
-from bookrec.errors import BookrecError, InvalidInput
+from bookrec.db.session import SessionFactory, unit_of_work
+from bookrec.errors import BookrecError, InvalidInput, ServiceUnavailable
 from bookrec.jobs import repository
 from bookrec.jobs.models import TrainingJob
-from bookrec.jobs.schemas import TrainRequest
+from bookrec.jobs.schemas import JobOut, TrainRequest
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +104,46 @@ def submit(
             details=request.model_dump(),
         )
     log.info("training job queued", job_id=job.job_id, trigger=trigger, **request.model_dump())
+    return job
+
+
+def request_training(
+    sessions: SessionFactory,
+    engine: Engine,
+    settings: Settings,
+    request: TrainRequest,
+    *,
+    actor_user_id: int,
+    origin: Origin | None = None,
+) -> JobOut:
+    """An admin's training request (API or web app): commit the job, then hand it to a worker.
+
+    The job is committed before it is sent, so a worker never receives an id it cannot see.
+    In production mode it goes to the Celery queue (a queue that cannot be reached fails the
+    job and answers 503); in embedded mode the embedded worker picks it up within a second.
+    """
+    with unit_of_work(sessions) as session:
+        job = JobOut.model_validate(
+            submit(
+                session,
+                request,
+                trigger="api",
+                requested_by=f"user:{actor_user_id}",
+                actor_user_id=actor_user_id,
+                origin=origin,
+            )
+        )
+    if settings.redis_url is not None:
+        from bookrec.jobs.tasks import dispatch
+
+        try:
+            dispatch(settings, job.job_id)
+        except Exception as exc:
+            log.error("could not queue training job", job_id=job.job_id, error=str(exc))
+            fail(engine, job.job_id, f"could not reach the job queue: {exc}")
+            raise ServiceUnavailable(
+                "the job queue cannot be reached right now; try again later"
+            ) from None
     return job
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bookrec.catalog.models import Book
@@ -19,6 +20,7 @@ from bookrec.catalog.service import books_by_id
 from bookrec.config import Settings
 from bookrec.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from bookrec.readers import repository
+from bookrec.readers.models import Rating, ShelfItem
 from bookrec.readers.schemas import EventIn, RatingOut, ShelfItemOut
 
 #: Events older than this are refused: late batches would skew trending and experiments.
@@ -92,6 +94,27 @@ def shelve_book(session: Session, reader_id: int, book_id: int) -> tuple[ShelfIt
 def unshelve_book(session: Session, reader_id: int, book_id: int) -> None:
     """Take a book off the reader's to-read shelf, if it is there."""
     repository.delete_shelf_item(session.connection(), reader_id, book_id)
+
+
+@dataclass(frozen=True)
+class BookActivity:
+    """What one reader did with one book: their stars (if rated) and whether it is shelved."""
+
+    rating: int | None
+    shelved: bool
+
+
+def book_activity(session: Session, reader_id: int, book_id: int) -> BookActivity:
+    """The reader's rating of a book and whether it is on their to-read shelf (a book page)."""
+    rating = session.scalar(
+        select(Rating.rating).where(Rating.reader_id == reader_id, Rating.book_id == book_id)
+    )
+    shelved = session.scalar(
+        select(ShelfItem.book_id).where(
+            ShelfItem.reader_id == reader_id, ShelfItem.book_id == book_id
+        )
+    )
+    return BookActivity(rating=None if rating is None else int(rating), shelved=shelved is not None)
 
 
 def list_shelf(

@@ -15,8 +15,6 @@ from fastapi import Path, Query, status
 from bookrec.api import access
 from bookrec.api.deps import OriginDep, PageDep, SessionDep, StateDep
 from bookrec.api.schemas import PROBLEM, Page
-from bookrec.db.session import unit_of_work
-from bookrec.errors import ServiceUnavailable
 from bookrec.jobs import repository
 from bookrec.jobs import service as jobs
 from bookrec.jobs.schemas import JobOut, JobStatus, TrainRequest
@@ -40,30 +38,14 @@ JobId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The training job's 
 def request_training(
     state: StateDep, admin: access.Admin, origin: OriginDep, body: TrainRequest
 ) -> JobOut:
-    # The job is committed before it is sent, so a worker never receives an id it cannot see.
-    with unit_of_work(state.sessions) as session:
-        job = JobOut.model_validate(
-            jobs.submit(
-                session,
-                body,
-                trigger="api",
-                requested_by=f"user:{admin.user_id}",
-                actor_user_id=admin.user_id,
-                origin=origin,
-            )
-        )
-    if state.settings.redis_url is not None:
-        from bookrec.jobs.tasks import dispatch
-
-        try:
-            dispatch(state.settings, job.job_id)
-        except Exception as exc:
-            log.error("could not queue training job", job_id=job.job_id, error=str(exc))
-            jobs.fail(state.engine, job.job_id, f"could not reach the job queue: {exc}")
-            raise ServiceUnavailable(
-                "the job queue cannot be reached right now; try again later"
-            ) from None
-    return job
+    return jobs.request_training(
+        state.sessions,
+        state.engine,
+        state.settings,
+        body,
+        actor_user_id=admin.user_id,
+        origin=origin,
+    )
 
 
 @router.get("/jobs", summary="Training jobs, newest first")
