@@ -294,12 +294,16 @@ class HybridRecommender(ScoringRecommender):
         return np.zeros(len(self.require_catalog().items), np.float32)
 
     def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
-        """Reasons from the components that weigh most for this reader, best first."""
+        """Reasons from the components that weigh most for this reader, best first.
+
+        A book none of them can explain (e.g. one that scored on a latent factor) gets the
+        reasons of the other components, so every recommended book says why it is there.
+        """
         bucket = int(self._bucket_of(np.asarray([len(history)]))[0])
-        order = np.argsort(-self.weights[bucket])
+        order = np.argsort(-self.weights[bucket], kind="stable")
         reasons: list[str] = []
         for index in order:
-            if self.weights[bucket, index] <= 0:
+            if self.weights[bucket, index] <= 0 and reasons:
                 break
             for reason in self.components[list(self.components)[index]].explain(history, book_id):
                 if reason not in reasons:
