@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 BOOKREC := $(VENV)/bin/bookrec
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run test test-commands test-reliability test-spark java lint format bench clean deploy-tools
+.PHONY: install run test test-commands test-reliability test-spark test-browser chromium java lint format bench clean deploy-tools
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -35,6 +35,16 @@ test-reliability: install ## production mode under faults: own PostgreSQL + Redi
 
 test-spark: install java ## training on Apache Spark, local mode (SQLite, PostgreSQL, movielens-small)
 	$(VENV)/bin/pytest -q -m spark -p no:cacheprovider tests/spark
+
+test-browser: install chromium ## the web app in headless Chromium (Playwright); screenshots in var/screenshots/
+	$(VENV)/bin/pytest -q -m browser -p no:cacheprovider tests/browser
+
+chromium: ## Debian's chromium for the browser tests, only when missing (never a downloaded browser build)
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing chromium from Debian"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; \
+	fi
 
 java: ## Java for Spark and PostgreSQL's JDBC driver, from Debian, only when missing
 	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless; }

@@ -1,0 +1,240 @@
+"""The web app's security and plumbing over HTTP: CSRF, session cookies, CSP, who may open
+which page, error pages, the offline API docs. (The journeys are in tests/browser.)"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from bookrec.accounts import service as accounts
+from bookrec.accounts import tokens
+from bookrec.accounts.models import User
+from bookrec.config import Settings
+from bookrec.db.base import utcnow
+from bookrec.readers.models import Rating
+from tests.fixtures.accounts import PASSWORD
+
+HTML = {"accept": "text/html"}
+BOOK_ID = 1
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', html)
+    assert found, "the page carries no CSRF token"
+    return found.group(1)
+
+
+def register(client: TestClient, email: str) -> None:
+    token = csrf_of(client.get("/register", headers=HTML).text)
+    response = client.post(
+        "/register",
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].startswith("/for-you")
+
+
+def log_in(client: TestClient, email: str) -> None:
+    token = csrf_of(client.get("/login", headers=HTML).text)
+    response = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+
+
+def make_admin(engine: Engine, settings: Settings, email: str) -> None:
+    with Session(engine) as session, session.begin():
+        auth = accounts.Authenticator.of(settings)
+        accounts.register(session, auth, email, PASSWORD, role="admin")
+
+
+def ratings_count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(Rating)) or 0)
+
+
+def test_pages_carry_a_csp_without_inline_scripts_and_are_not_cached(client: TestClient) -> None:
+    for path in ("/", "/search?q=harry", f"/books/{BOOK_ID}", "/login", "/register"):
+        response = client.get(path, headers=HTML)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("text/html")
+        policy = response.headers["content-security-policy"]
+        script_src = next(d for d in policy.split(";") if d.strip().startswith("script-src"))
+        assert script_src.strip() == "script-src 'self'"
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert "frame-ancestors 'none'" in policy
+        assert response.headers["cache-control"] == "no-store"
+        assert "<script>" not in response.text and " style=" not in response.text
+        # every script and stylesheet comes from this server, versioned
+        for url in re.findall(r'(?:src|href)="([^"]+\.(?:js|css)[^"]*)"', response.text):
+            assert url.startswith("/static/") and "?v=" in url, url
+            assert client.get(url).status_code == 200
+
+
+def test_session_cookie_is_httponly_lax_and_secure_over_https(
+    client: TestClient, loaded: Settings
+) -> None:
+    register(client, "cookie-reader@example.com")
+    cookie = next(c for c in client.cookies.jar if c.name == "bookrec_session")
+    assert not cookie.secure
+    with TestClient(client.app, base_url="https://testserver") as secure_client:
+        token = csrf_of(secure_client.get("/register", headers=HTML).text)
+        response = secure_client.post(
+            "/register",
+            data={"email": "tls-reader@example.com", "password": PASSWORD, "csrf_token": token},
+            headers=HTML,
+            follow_redirects=False,
+        )
+    assert response.status_code == 303
+    set_cookie = next(
+        v for v in response.headers.get_list("set-cookie") if v.startswith("bookrec_session=")
+    )
+    flags = {part.strip().lower() for part in set_cookie.split(";")}
+    assert {"httponly", "secure", "samesite=lax", "path=/"} <= flags
+
+
+def test_posts_without_this_sessions_csrf_token_are_refused(
+    client: TestClient, engine: Engine
+) -> None:
+    # no token at all: no account is made
+    response = client.post(
+        "/register", data={"email": "forged@example.com", "password": PASSWORD}, headers=HTML
+    )
+    assert response.status_code == 403
+    assert "Form expired" in response.text
+    with Session(engine) as session:
+        assert session.scalar(select(User).where(User.email == "forged@example.com")) is None
+
+    anonymous_token = csrf_of(client.get("/login", headers=HTML).text)
+    register(client, "csrf-reader@example.com")
+    before = ratings_count(engine)
+    for token, header in (("0" * 64, False), (anonymous_token, False), (anonymous_token, True)):
+        data = {"rating": "5"} if header else {"rating": "5", "csrf_token": token}
+        headers = {**HTML, "X-CSRF-Token": token} if header else HTML
+        response = client.post(f"/books/{BOOK_ID}/rating", data=data, headers=headers)
+        assert response.status_code == 403
+    assert ratings_count(engine) == before
+
+    # this session's token passes, in the form or (as fetch sends it) in the header
+    token = csrf_of(client.get(f"/books/{BOOK_ID}", headers=HTML).text)
+    response = client.post(
+        f"/books/{BOOK_ID}/rating",
+        data={"rating": "4"},
+        headers={**HTML, "X-CSRF-Token": token},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert ratings_count(engine) == before + 1
+
+
+def test_admin_pages_send_strangers_to_log_in_and_refuse_readers(
+    client: TestClient, engine: Engine, loaded: Settings
+) -> None:
+    response = client.get("/admin/models", headers=HTML, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/admin/models"
+
+    register(client, "plain-reader@example.com")
+    for path in ("/admin", "/admin/models", "/admin/jobs", "/admin/experiments", "/admin/api-keys"):
+        response = client.get(path, headers=HTML)
+        assert response.status_code == 403, path
+        assert "Forbidden" in response.text
+    token = csrf_of(client.get("/", headers=HTML).text)
+    response = client.post("/admin/models/rollback", data={"csrf_token": token}, headers=HTML)
+    assert response.status_code == 403
+
+    make_admin(engine, loaded, "site-admin@example.com")
+    client.cookies.clear()
+    log_in(client, "site-admin@example.com")
+    response = client.get("/admin/models", headers=HTML)
+    assert response.status_code == 200
+    assert 'id="active-version">version 1<' in response.text
+    assert "<svg" in response.text and 'class="metrics-chart"' in response.text
+    for path in ("/admin", "/admin/jobs", "/admin/experiments", "/admin/api-keys"):
+        assert client.get(path, headers=HTML).status_code == 200, path
+
+
+def test_logging_out_ends_the_login_and_an_expired_cookie_is_renewed(
+    client: TestClient, loaded: Settings
+) -> None:
+    register(client, "session-reader@example.com")
+    cookie = client.cookies["bookrec_session"]
+    config = tokens.TokenConfig.of(loaded)
+    claims = tokens.decode_access_token(config, cookie)
+    expired = tokens.issue_access_token(
+        config, claims.user_id, claims.role, claims.session_id, utcnow() - timedelta(hours=2)
+    )
+    client.cookies.set("bookrec_session", expired, domain="testserver.local")
+    response = client.get("/for-you", headers=HTML, follow_redirects=False)
+    assert response.status_code == 200
+    renewed = client.cookies["bookrec_session"]
+    assert renewed != expired
+    assert tokens.decode_access_token(config, renewed).session_id == claims.session_id
+
+    token = csrf_of(response.text)
+    response = client.post("/logout", data={"csrf_token": token}, headers=HTML)
+    assert response.status_code == 200  # the home page, after the redirect
+    assert "bookrec_session" not in client.cookies
+    client.cookies.set("bookrec_session", renewed, domain="testserver.local")  # a copy kept from before: no longer works
+    response = client.get("/for-you", headers=HTML, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
+
+
+def test_form_errors_are_shown_next_to_their_field(client: TestClient) -> None:
+    token = csrf_of(client.get("/register", headers=HTML).text)
+    response = client.post(
+        "/register",
+        data={"email": "weak@example.com", "password": "short", "csrf_token": token},
+        headers=HTML,
+    )
+    assert response.status_code == 400
+    assert 'id="password-error"' in response.text
+    assert 'aria-describedby="password-hint password-error"' in response.text
+
+    token = csrf_of(client.get("/login", headers=HTML).text)
+    response = client.post(
+        "/login",
+        data={"email": "nobody@example.com", "password": "wrong password", "csrf_token": token},
+        headers=HTML,
+    )
+    assert response.status_code == 401
+    assert accounts.LOGIN_FAILED in response.text
+
+
+def test_unknown_pages_get_a_404_page_and_the_api_keeps_problem_json(client: TestClient) -> None:
+    response = client.get("/no/such/page", headers=HTML)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Not found" in response.text
+    response = client.get("/books/99999999", headers=HTML)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    response = client.get("/api/v1/books/99999999", headers=HTML)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/docs"])
+def test_the_api_docs_need_no_internet(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert "http://" not in response.text and "https://" not in response.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert any("swagger-ui-bundle.js" in url for url in assets)
+    for url in assets:
+        assert url.startswith("/static/"), url
+        assert client.get(url).status_code == 200, url
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self';" in policy
+    assert client.get("/openapi.json").status_code == 200
