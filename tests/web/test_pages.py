@@ -185,7 +185,8 @@ def test_logging_out_ends_the_login_and_an_expired_cookie_is_renewed(
     response = client.post("/logout", data={"csrf_token": token}, headers=HTML)
     assert response.status_code == 200  # the home page, after the redirect
     assert "bookrec_session" not in client.cookies
-    client.cookies.set("bookrec_session", renewed, domain="testserver.local")  # a copy kept from before: no longer works
+    # a copy kept from before the log-out no longer works
+    client.cookies.set("bookrec_session", renewed, domain="testserver.local")
     response = client.get("/for-you", headers=HTML, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/login")
