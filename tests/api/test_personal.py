@@ -187,6 +187,10 @@ def test_similar_books(client: TestClient) -> None:
     assert similar.json()["strategy"] == "similar"
     assert 0 < len(similar.json()["items"]) <= 6 and book_id not in ids(similar.json())
     assert similar.headers["x-model-version"]
+    assert all(item["reasons"] is None for item in similar.json()["items"])
+    explained = client.get(f"/api/v1/books/{book_id}/similar", params={"k": 6, "explain": True})
+    assert ids(explained.json()) == ids(similar.json())
+    assert all(item["reasons"] for item in explained.json()["items"])
     missing = client.get("/api/v1/books/999999/similar")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"

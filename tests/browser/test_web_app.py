@@ -104,7 +104,9 @@ def test_a_reader_registers_searches_rates_shelves_and_gets_recommendations(
         page.get_by_role("button", name="Add to shelf").click()
         page.wait_for_url(re.compile(r"notice=shelved"))
         shot(page, screenshots, "book-shawshank-rated")
-        assert page.locator("#similar-h").is_visible()
+        similar = page.locator("section:has(#similar-h) article")
+        assert similar.count() >= 3
+        assert all(reasons for reasons in similar.locator(".reasons").all_inner_texts())
 
         page.goto("/shelf")
         assert page.get_by_role("link", name=re.compile("Shawshank")).count() >= 1

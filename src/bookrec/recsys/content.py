@@ -337,3 +337,43 @@ class ContentRecommender(ScoringRecommender):
         model.global_mean = math.nan if mean is None else float(mean)
         model.catalog = catalog
         return model
+
+
+def resemblances(catalog: Catalog, book_id: int, others: Sequence[int]) -> dict[int, list[str]]:
+    """Why each of `others` is like `book_id`, in the catalogue's own facts: shared authors,
+    the same series, shared tags (tags on more than half the catalogue left out).
+
+    The reasons of a similar-books list: they say what the books have in common, never what
+    a reader did. A book with nothing in common on record gets "similar to <title>".
+    """
+    rows = catalog.items.index(np.asarray([book_id, *others], dtype=np.int64))
+    own, rest = int(rows[0]), rows[1:]
+    if own < 0:
+        return {}
+    title = catalog.title_of(own)
+    own_authors = {a.casefold(): a for a in author_names(catalog, own)}
+    own_series = _series_of(catalog, own)
+    width = int(catalog.tag_ids.max()) + 1 if len(catalog.tag_ids) else 1
+    frequency = np.bincount(catalog.tag_ids, minlength=width)
+    own_tags = np.unique(catalog.tags_of(own))
+    own_tags = own_tags[frequency[own_tags] <= len(catalog.items) / 2]
+    reasons: dict[int, list[str]] = {}
+    for other_id, row in zip(others, rest, strict=True):
+        if row < 0:
+            continue
+        found: list[str] = []
+        shared = [
+            own_authors[a.casefold()]
+            for a in author_names(catalog, int(row))
+            if a.casefold() in own_authors
+        ]
+        if shared:
+            found.append(f"also by {', '.join(shared[:2])}")
+        if own_series and own_series.casefold() == _series_of(catalog, int(row)).casefold():
+            found.append(f"also in the {own_series} series")
+        common = np.intersect1d(own_tags, catalog.tags_of(int(row)))
+        if len(common):
+            rarest = common[np.argsort(frequency[common], kind="stable")][:3]
+            found.append(f"shares tags: {', '.join(catalog.tag_names_of(rarest))}")
+        reasons[int(other_id)] = found or [f'similar to "{title}"']
+    return reasons

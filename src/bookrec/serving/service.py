@@ -37,6 +37,7 @@ from bookrec.observability.metrics import count_answer, observe_scoring
 from bookrec.readers import repository as readers
 from bookrec.readers.repository import ActivityVersions, ReaderActivity, ReaderVersion
 from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
+from bookrec.recsys.content import resemblances
 from bookrec.recsys.data import Catalog, Filters, IdMap, Interactions, ReaderHistory
 from bookrec.serving.additions import AddedBooks, Additions
 from bookrec.serving.books import BookCards, CardStore
@@ -342,16 +343,21 @@ class RecommendationService:
 
     # -- books like a book ---------------------------------------------------------------
 
-    def similar(self, book_id: int, k: int, filters: FilterRequest) -> Answer:
+    def similar(
+        self, book_id: int, k: int, filters: FilterRequest, explain: bool = False
+    ) -> Answer:
         """Books like `book_id` by the active model, cached like lists; NotFound for no such
-        book."""
+        book. With `explain`, each says what it has in common with the book
+        (`recsys.content.resemblances`)."""
         filters.check()
         loaded = self.model()
         # one indexed aggregate: a book added, edited or deleted through any worker counts
         # here at once
         self.cards.refresh()
         cards = self.cards.cards
-        request_digest = hashlib.blake2b(repr((k, filters)).encode(), digest_size=8).hexdigest()
+        request_digest = hashlib.blake2b(
+            repr((k, filters, explain)).encode(), digest_size=8
+        ).hexdigest()
         key = cache_key((loaded.number, "similar", book_id, request_digest, *cards.stamp))
         body = self.cache.get(key)
         if body is not None:
@@ -373,6 +379,11 @@ class RecommendationService:
         else:
             picks = loaded.model.similar(book_id, k + SLACK, filters=resolved)
         items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
+        if explain:
+            found = resemblances(model_catalog, book_id, [item.book_id for item in items])
+            items = [
+                item.model_copy(update={"reasons": found.get(item.book_id, [])}) for item in items
+            ]
         listing = RecommendationList(strategy="similar", model_version=loaded.number, items=items)
         body = listing.model_dump_json().encode()
         observe_scoring("similar", time.perf_counter() - started)

@@ -86,7 +86,9 @@ async def similar_books(
     book_id: BookId,
     query: Annotated[SimilarQuery, SIMILAR_QUERY.depends],
 ) -> Response:
-    answer = await run_in_threadpool(recommendations.similar, book_id, query.k, query.filters())
+    answer = await run_in_threadpool(
+        recommendations.similar, book_id, query.k, query.filters(), query.explain
+    )
     return list_response(answer)
 
 

@@ -54,11 +54,10 @@ class FilterQuery(BaseModel):
 
 class SimilarQuery(FilterQuery):
     k: int = Field(10, ge=1, le=MAX_K, description=f"How many books, 1 to {MAX_K}")
+    explain: bool = Field(False, description="Attach human-readable reasons to each book")
 
 
 class ListQuery(SimilarQuery):
-    explain: bool = Field(False, description="Attach human-readable reasons to each book")
-
     def request(self, strategy: Strategy) -> ListRequest:
         return ListRequest(strategy, self.k, self.filters(), self.explain)
 

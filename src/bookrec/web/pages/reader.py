@@ -261,7 +261,9 @@ def book_page(
         )
     similar = None
     try:
-        answer = state.serving.recommendations.similar(book_id, SIMILAR_SIZE, FilterRequest())
+        answer = state.serving.recommendations.similar(
+            book_id, SIMILAR_SIZE, FilterRequest(), explain=True
+        )
         similar = answer.listing().items
     except BookrecError:
         similar = None
