@@ -189,13 +189,26 @@ def test_an_admin_trains_activates_and_rolls_back(
         assert page.locator("#active-version").inner_text() == "version 3"
         shot(page, screenshots, "admin-models-after-rollback")
 
-        for path, name in (
-            ("/admin/jobs", "admin-jobs"),
-            ("/admin/experiments", "admin-experiments"),
-            ("/admin/api-keys", "admin-api-keys"),
-        ):
-            page.goto(path)
-            shot(page, screenshots, name)
+        page.goto("/admin/jobs")
+        shot(page, screenshots, "admin-jobs")
+
+        page.goto("/admin/experiments")
+        page.get_by_label("Name").fill("popular-vs-personal")
+        page.get_by_label("Treatment answers with").select_option("popular")
+        page.get_by_role("button", name="Create experiment").click()
+        page.wait_for_url(re.compile(r"notice=experiment-created"))
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_url(re.compile(r"notice=experiment-started"))
+        assert page.get_by_role("row", name=re.compile("^treatment")).is_visible()
+        shot(page, screenshots, "admin-experiment-running")
+        page.get_by_role("button", name="Stop").click()
+        page.wait_for_url(re.compile(r"notice=experiment-stopped"))
+
+        page.goto("/admin/api-keys")
+        page.get_by_label("Name").fill("bookshop backend")
+        page.get_by_role("button", name="Create key").click()
+        assert page.get_by_label("New key").input_value().startswith("brk_")
+        shot(page, screenshots, "admin-api-keys")
 
 
 def test_readers_are_refused_admin_pages_and_strangers_sent_to_log_in(

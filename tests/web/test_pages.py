@@ -239,3 +239,28 @@ def test_the_api_docs_need_no_internet(client: TestClient, path: str) -> None:
     policy = response.headers["content-security-policy"]
     assert "script-src 'self';" in policy
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_without_data_or_a_model_the_pages_say_what_to_do(bare_client: TestClient) -> None:
+    response = bare_client.get("/", headers=HTML)
+    assert response.status_code == 200
+    assert 'class="empty"' in response.text
+    register(bare_client, "early-reader@example.com")
+    response = bare_client.get("/for-you", headers=HTML)
+    assert response.status_code == 200
+    assert "<article" not in response.text and 'class="empty"' in response.text
+    response = bare_client.get("/search?q=anything", headers=HTML)
+    assert response.status_code == 200
+    assert "No book matches" in response.text
+
+
+def test_a_dead_session_cookie_does_not_spoil_the_next_log_in(
+    client: TestClient, loaded: Settings
+) -> None:
+    register(client, "returning-reader@example.com")
+    token = csrf_of(client.get("/", headers=HTML).text)
+    stale = client.cookies["bookrec_session"]
+    client.post("/logout", data={"csrf_token": token}, headers=HTML)
+    client.cookies.set("bookrec_session", stale, domain="testserver.local")  # another tab's copy
+    log_in(client, "returning-reader@example.com")
+    assert client.get("/for-you", headers=HTML, follow_redirects=False).status_code == 200

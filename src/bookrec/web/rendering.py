@@ -84,7 +84,9 @@ def render(
     viewer = getattr(request.state, "viewer", None) or (
         resolve_viewer(request) if getattr(request.state, "session_cookie", None) is None else None
     )
-    session_id = viewer.session_id if viewer is not None else None
+    # without a live login the forms are bound to no session: a dead session cookie is
+    # cleared by this very answer, so the next POST comes without it
+    session_id = viewer.session_id if viewer is not None else ""
     full = {
         "viewer": viewer,
         "csrf_token": csrf_token(request, session_id),

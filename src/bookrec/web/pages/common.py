@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
-from bookrec.errors import BookrecError, ServiceUnavailable
+from bookrec.errors import BookrecError, ModelUnavailable, ServiceUnavailable
 from bookrec.serving.schemas import RecommendedBook
 from bookrec.serving.service import ListRequest, ReaderRef
 from bookrec.web.state import state_of
 
 NOTICES = {
-    "registered": "Welcome! Your account is ready. Rate a few books to get recommendations.",
+    "registered": "Welcome! Your account is ready.",
     "logged-in": "You are logged in.",
     "logged-out": "You are logged out.",
     "rated": "Your rating is saved; your recommendations have changed.",
@@ -31,6 +31,11 @@ NOTICES = {
     "experiment-shipped": "Variant shipped.",
     "key-revoked": "API key revoked.",
 }
+
+
+NO_MODEL = (
+    "Recommendations appear here once a model is trained (an admin starts one on the jobs page)."
+)
 
 
 @dataclass
@@ -67,6 +72,8 @@ def recommended(
     service = state_of(request).serving.recommendations
     try:
         answer = service.answer(list_request, reader)
+    except ModelUnavailable:
+        return BookList(items=[], unavailable=NO_MODEL)
     except ServiceUnavailable as exc:
         return BookList(items=[], unavailable=exc.detail)
     listing = answer.listing()
