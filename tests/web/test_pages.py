@@ -264,3 +264,89 @@ def test_a_dead_session_cookie_does_not_spoil_the_next_log_in(
     client.cookies.set("bookrec_session", stale, domain="testserver.local")  # another tab's copy
     log_in(client, "returning-reader@example.com")
     assert client.get("/for-you", headers=HTML, follow_redirects=False).status_code == 200
+
+
+def test_account_exports_imports_a_goodreads_library_and_is_deleted_after_confirmation(
+    client: TestClient, engine: Engine
+) -> None:
+    from tests.api.test_goodreads_import import export, row
+
+    register(client, "leaving-reader@example.com")
+    page = client.get("/account", headers=HTML)
+    token = csrf_of(page.text)
+
+    book = client.get(f"/api/v1/books/{BOOK_ID}").json()
+    library = export([row(book["goodreads_book_id"], book["title"], "", 5, "read")])
+    files = {"file": ("goodreads_library_export.csv", library, "text/csv")}
+    response = client.post("/account/import", data={"csrf_token": token}, files=files)
+    assert response.status_code == 200
+    assert "1 matched (1 ratings" in response.text
+
+    exported = client.get("/account/export")
+    assert exported.status_code == 200
+    assert "attachment" in exported.headers["content-disposition"]
+    assert exported.json()["account"]["email"] == "leaving-reader@example.com"
+
+    # no tick, then a wrong password: refused, with the error next to its field
+    response = client.post(
+        "/account/delete", data={"csrf_token": token, "password": PASSWORD}, headers=HTML
+    )
+    assert response.status_code == 400 and 'id="confirm-error"' in response.text
+    response = client.post(
+        "/account/delete",
+        data={"csrf_token": token, "password": "not my password", "confirm": "yes"},
+        headers=HTML,
+    )
+    assert response.status_code == 400 and 'id="password-error"' in response.text
+
+    response = client.post(
+        "/account/delete",
+        data={"csrf_token": token, "password": PASSWORD, "confirm": "yes"},
+        headers=HTML,
+    )
+    assert response.status_code == 200 and "Your account is deleted" in response.text
+    assert "bookrec_session" not in client.cookies
+    with Session(engine) as session:
+        found = session.scalar(select(User).where(User.email == "leaving-reader@example.com"))
+        assert found is None
+
+
+def test_an_admin_runs_an_experiment_and_follows_a_job_from_the_pages(
+    client: TestClient, engine: Engine, loaded: Settings
+) -> None:
+    make_admin(engine, loaded, "lab-admin@example.com")
+    log_in(client, "lab-admin@example.com")
+    token = csrf_of(client.get("/admin/experiments", headers=HTML).text)
+    response = client.post(
+        "/admin/experiments",
+        data={"csrf_token": token, "name": "lists", "control": "personal", "treatment": "v1"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    experiment = response.headers["location"].split("?")[0]
+    for action in ("start", "stop"):
+        response = client.post(f"{experiment}/{action}", data={"csrf_token": token}, headers=HTML)
+        assert response.status_code == 200
+    assert "stopped" in response.text and "95% interval" in response.text
+    again = client.post(f"{experiment}/start", data={"csrf_token": token}, headers=HTML)
+    assert again.status_code == 409 and "only a draft can start" in again.text
+
+    response = client.post(
+        "/admin/jobs",
+        data={"csrf_token": token, "algo": "no-such-algo"},
+        headers=HTML,
+    )
+    assert response.status_code == 400 and 'id="algo-error"' in response.text
+    response = client.post(
+        "/admin/jobs",
+        data={"csrf_token": token, "algo": "popularity"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    job_page = response.headers["location"].split("?")[0]
+    progress = client.get(f"{job_page}/progress")
+    assert progress.status_code == 200
+    assert progress.json()["status"] in ("queued", "running", "succeeded")
+    assert 0 <= progress.json()["progress"] <= 100
