@@ -252,6 +252,7 @@ def test_without_data_or_a_model_the_pages_say_what_to_do(bare_client: TestClien
     response = bare_client.get("/search?q=anything", headers=HTML)
     assert response.status_code == 200
     assert "No book matches" in response.text
+    assert 'id="tag"' not in response.text  # no book has a tag: no tag filter
 
 
 def test_a_dead_session_cookie_does_not_spoil_the_next_log_in(
@@ -350,3 +351,18 @@ def test_an_admin_runs_an_experiment_and_follows_a_job_from_the_pages(
     assert progress.status_code == 200
     assert progress.json()["status"] in ("queued", "running", "succeeded")
     assert 0 <= progress.json()["progress"] <= 100
+
+
+def test_search_filters_page_and_point_at_a_bad_year(client: TestClient) -> None:
+    everything = client.get("/search", headers=HTML).text
+    assert "Page 1 of 15" in everything and 'href="/search?page=2"' in everything
+    assert '<select id="tag" name="tag">' in everything  # the small data set has tags
+    second = client.get("/search?page=2", headers=HTML).text
+    assert "Page 2 of 15" in second and 'rel="prev"' in second
+
+    response = client.get("/search?q=harry&year_min=soon", headers=HTML)
+    assert response.status_code == 200
+    assert 'id="year_min-error"' in response.text and 'aria-invalid="true"' in response.text
+    recent = client.get("/search?year_min=2010&year_max=2012", headers=HTML).text
+    years = [int(y) for y in re.findall(r'<p class="muted">(\d{4})', recent)]
+    assert years and all(2010 <= year <= 2012 for year in years)

@@ -206,17 +206,10 @@ def search(
 ) -> Response:
     state = state_of(request)
     errors = FormErrors()
-    years: dict[str, int | None] = {}
+    years = {name: _year(raw) for name, raw in (("year_min", year_min), ("year_max", year_max))}
     for name, raw in (("year_min", year_min), ("year_max", year_max)):
-        years[name] = None
-        if raw:
-            try:
-                years[name] = int(raw)
-                if not -5000 <= years[name] <= 2100:  # type: ignore[operator]
-                    raise ValueError
-            except ValueError:
-                errors.fields[name] = "a year, e.g. 1990"
-                years[name] = None
+        if raw and years[name] is None:
+            errors.fields[name] = "a year, e.g. 1990"
     query = catalog.BookQuery(
         q=(q or "").strip() or None,
         tag=tag or None,
@@ -242,6 +235,15 @@ def search(
             "link": lambda **changes: "/search?" + query_without(params, **changes),
         },
     )
+
+
+def _year(text: str | None) -> int | None:
+    """A year typed in a filter, or None when it is empty or not a year."""
+    try:
+        year = int((text or "").strip())
+    except ValueError:
+        return None
+    return year if -5000 <= year <= 2100 else None
 
 
 @router.get("/books/{book_id}")
