@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -366,3 +367,27 @@ def test_search_filters_page_and_point_at_a_bad_year(client: TestClient) -> None
     recent = client.get("/search?year_min=2010&year_max=2012", headers=HTML).text
     years = [int(y) for y in re.findall(r'<p class="muted">(\d{4})', recent)]
     assert years and all(2010 <= year <= 2012 for year in years)
+
+
+def test_every_admin_page_needs_an_admin(bare_client: TestClient) -> None:
+    """The route table, walked: a page added under /admin later is guarded too."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    app: Any = bare_client.app
+    pages = sorted(
+        (method, re.sub(r"\{[^}]+\}", "1", str(context.path)))
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute) and str(context.path).startswith("/admin")
+        for method in context.methods or ()
+    )
+    assert len(pages) >= 15
+    for method, path in pages:
+        response = bare_client.request(method, path, headers=HTML, follow_redirects=False)
+        assert response.status_code in ((303,) if method == "GET" else (303, 403)), path
+    register(bare_client, "nosy-reader@example.com")
+    token = csrf_of(bare_client.get("/", headers=HTML).text)
+    for method, path in pages:
+        data = {"csrf_token": token} if method == "POST" else None
+        response = bare_client.request(method, path, data=data, headers=HTML)
+        assert response.status_code == 403, (method, path)
+        assert "This page is for admins" in response.text, (method, path)
