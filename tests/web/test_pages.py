@@ -391,3 +391,29 @@ def test_every_admin_page_needs_an_admin(bare_client: TestClient) -> None:
         response = bare_client.request(method, path, data=data, headers=HTML)
         assert response.status_code == 403, (method, path)
         assert "This page is for admins" in response.text, (method, path)
+
+
+def test_a_browser_that_logged_in_before_passes_an_exhausted_account_limit(
+    engine: Engine, loaded: Settings
+) -> None:
+    from bookrec.api.app import create_app
+
+    settings = loaded.model_copy(update={"rate_limit_login_account": "2/hour"})
+    app = create_app(settings)
+    with TestClient(app) as owner, TestClient(app) as stranger:
+        register(owner, "owned@example.com")
+        owner.cookies.clear()
+        log_in(owner, "owned@example.com")
+        device = next(c for c in owner.cookies.jar if c.name == "bookrec_device")
+        assert device.path == "/login"
+        owner.cookies.delete("bookrec_session")
+        for expected in (401, 401, 429):
+            token = csrf_of(stranger.get("/login", headers=HTML).text)
+            response = stranger.post(
+                "/login",
+                data={"email": "owned@example.com", "password": "guess", "csrf_token": token},
+                headers=HTML,
+            )
+            assert response.status_code == expected
+        assert "Retry-After" in response.headers
+        log_in(owner, "owned@example.com")  # the owner's browser is not held back

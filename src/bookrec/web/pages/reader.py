@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from bookrec.accounts import privacy
 from bookrec.accounts import service as accounts
 from bookrec.accounts.models import User
-from bookrec.accounts.tokens import device_knows
+from bookrec.accounts.tokens import DEVICE_TTL, device_knows, issue_device_token
 from bookrec.catalog import service as catalog
 from bookrec.catalog.schemas import BookDetail, BookSummary
+from bookrec.db.base import utcnow
 from bookrec.db.session import unit_of_work
 from bookrec.errors import BookrecError, InvalidInput, TooManyRequests, Unauthorized
 from bookrec.experiments import service as experiments
@@ -37,6 +38,8 @@ from bookrec.web.state import state_of
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 20
+#: The note a successful log-in leaves on the browser (`accounts.tokens.issue_device_token`).
+DEVICE_COOKIE = "bookrec_device"
 FOR_YOU_SIZE = 12
 SIMILAR_SIZE = 6
 #: The diversity control on /for-you: its choices, as the reader reads them.
@@ -156,9 +159,7 @@ def login(request: Request, email: Email, password: Password, next_path: Next = 
         limiter.hit(limiter.limits.login_ip, "login-ip", ip)
         account = accounts.email_key(email)
         limiter.hit(limiter.limits.login_email, "login-email", f"{account}:{ip}")
-        known_device = device_knows(
-            state.auth.tokens, request.cookies.get("bookrec_device"), account
-        )
+        known_device = device_knows(state.auth.tokens, request.cookies.get(DEVICE_COOKIE), account)
         if not known_device:
             limiter.check(limiter.limits.login_account, "login-account", account)
         try:
@@ -175,7 +176,19 @@ def login(request: Request, email: Email, password: Password, next_path: Next = 
             exc = Unauthorized(accounts.LOGIN_FAILED)
         return _form_error(request, "login.html", exc, email, status_code=status_code, next=target)
     request.state.session_cookie = issued.access_token
-    return redirect(request, target, notice=None if target != "/" else "logged-in")
+    response = redirect(request, target, notice=None if target != "/" else "logged-in")
+    # this browser logged in to the account: its next log-ins pass the per-account limit on
+    # failures from unknown devices (as the API's device cookie does for /api/v1/auth)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        issue_device_token(state.auth.tokens, account, utcnow()),
+        max_age=int(DEVICE_TTL.total_seconds()),
+        path="/login",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
 
 
 @router.post("/logout", dependencies=CSRF)
