@@ -234,6 +234,12 @@ def search(
         tags = [name for _, name, _ in catalog.list_tags(session, None, 0, 100)[0]]
         books, total = catalog.search_books(session, query, (page - 1) * PAGE_SIZE, PAGE_SIZE)
         results = [BookSummary.model_validate(book) for book in books]
+        # the title a book is best known by, when the edition's title differs
+        known_as = {
+            book.book_id: book.original_title
+            for book in books
+            if book.original_title and book.original_title.casefold() != book.title.casefold()
+        }
     params = {"q": q, "tag": tag, "language": language, "year_min": year_min, "year_max": year_max}
     return render(
         request,
@@ -243,6 +249,7 @@ def search(
             "params": params,
             "tags": tags,
             "results": results,
+            "known_as": known_as,
             "paging": Paging(page, PAGE_SIZE, total),
             "errors": errors,
             "link": lambda **changes: "/search?" + query_without(params, **changes),
