@@ -61,3 +61,22 @@ def test_the_pages_pass_the_wcag_21_aa_rules_axe_checks(browser: Any, site: Site
         for path in ADMIN_PAGES:
             found += violations(page, path)
     assert found == []
+
+
+def test_keyboard_focus_is_always_visible(browser: Any, site: Site, screenshots: Any) -> None:
+    """Tab through a book page: the skip link comes first and every stop shows an outline."""
+    with browsing(browser, site) as (page, _watch):
+        register(page, f"keys-{uuid.uuid4().hex[:8]}@example.com")
+        page.goto(f"/books/{SHAWSHANK_BOOK_ID}")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        page.screenshot(path=str(screenshots / "keyboard-skip-link.png"))
+        for _ in range(14):
+            page.keyboard.press("Tab")
+            outline = page.evaluate(
+                "[getComputedStyle(document.activeElement).outlineStyle,"
+                " getComputedStyle(document.activeElement).outlineWidth,"
+                " document.activeElement.outerHTML.slice(0, 80)]"
+            )
+            assert outline[0] != "none" and outline[1] != "0px", outline
+        page.screenshot(path=str(screenshots / "keyboard-focus.png"))

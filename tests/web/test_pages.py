@@ -417,3 +417,24 @@ def test_a_browser_that_logged_in_before_passes_an_exhausted_account_limit(
             assert response.status_code == expected
         assert "Retry-After" in response.headers
         log_in(owner, "owned@example.com")  # the owner's browser is not held back
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_log_in_goes_back_only_to_a_page_of_this_site(
+    client: TestClient, engine: Engine, loaded: Settings, target: str
+) -> None:
+    make_admin(engine, loaded, "wanderer@example.com")
+    token = csrf_of(client.get("/login", params={"next": target}, headers=HTML).text)
+    response = client.post(
+        "/login",
+        data={
+            "email": "wanderer@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": target,
+        },
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/?") or response.headers["location"] == "/"
