@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -190,3 +192,126 @@ def test_training_after_edits_leaves_deleted_books_out_and_takes_new_ones_in(
     items = snapshot.catalog.items.ids.tolist()
     assert 4 not in items and added in items
     assert snapshot.summary()["ratings"] > 0
+
+
+def most_popular_book(client: TestClient) -> dict[str, object]:
+    top = client.get(f"{API}/recommendations/popular", params={"k": 1}).json()["items"][0]
+    book: dict[str, object] = client.get(f"{API}/books/{top['book_id']}").json()
+    assert book["tags"], book  # the small data set tags its first 60 books
+    return book
+
+
+def like_of(book: dict[str, object]) -> dict[str, object]:
+    """A new book by the same authors with the same tags as `book`."""
+    return {
+        "title": "Quillmoss and the Copper Lantern",
+        "authors": book["author_names"],
+        "tags": book["tags"],
+        "original_publication_year": 2024,
+    }
+
+
+def ids_of(response: httpx.Response) -> list[int]:
+    assert response.status_code == 200, response.text
+    return [item["book_id"] for item in response.json()["items"]]
+
+
+def item_of(response: httpx.Response, book_id: int) -> dict[str, Any]:
+    found = [item for item in response.json()["items"] if item["book_id"] == book_id]
+    assert found, (book_id, response.json())
+    item: dict[str, Any] = found[0]
+    return item
+
+
+def test_a_new_book_joins_other_books_similar_lists_and_readers_lists(
+    client: TestClient,
+    other_worker: TestClient,
+    admin: dict[str, str],
+    engine: Engine,
+    loaded: Settings,
+) -> None:
+    popular = most_popular_book(client)
+    popular_id = int(popular["book_id"])  # type: ignore[call-overload]
+    reader = signed_in(client, engine, loaded, "fan@example.org")
+    assert client.put(
+        f"{API}/me/ratings/{popular_id}", json={"rating": 5}, headers=reader
+    ).is_success
+    mine = {"k": 10, "explain": "true"}
+    before = client.get(f"{API}/recommendations/me", params=mine, headers=reader)
+    # the other worker has its cards and lists before the book exists
+    other_before = other_worker.get(f"{API}/recommendations/me", params=mine, headers=reader)
+    assert ids_of(other_before) == ids_of(before)
+
+    new_id = client.post(f"{API}/books", json=like_of(popular), headers=admin).json()["book_id"]
+
+    # among the popular book's similar books, with reasons, on both workers at once
+    for worker in (client, other_worker):
+        similar = worker.get(f"{API}/books/{popular_id}/similar", params={"k": 10})
+        assert new_id in ids_of(similar)
+        reasons = item_of(similar, new_id)["reasons"]
+        assert reasons[0] == "new in the catalogue", reasons
+        assert any(r.startswith("also by ") for r in reasons), reasons
+        assert any(r.startswith("shares tags: ") for r in reasons), reasons
+        scores = [item["score"] for item in similar.json()["items"]]
+        assert scores == sorted(scores, reverse=True)  # one scale: the model's order holds
+    # in the reader's own list at once on the worker that wrote it, with the reason
+    after = client.get(f"{API}/recommendations/me", params=mine, headers=reader)
+    assert new_id in ids_of(after) and len(ids_of(after)) == 10
+    reason = item_of(after, new_id)["reasons"][0]
+    assert reason == f'new in the catalogue; like "{popular["title"]}", which you rated 5★'
+    # at most two of ten places, the rest the model's list in its order
+    assert [b for b in ids_of(after) if b != new_id] == ids_of(before)[:9]
+    # the other worker: after its next catalogue tick (driven here instead of waited for)
+    other_worker.app.state.bookrec.serving.refresher.tick(cards=True)  # type: ignore[attr-defined]
+    assert new_id in ids_of(
+        other_worker.get(f"{API}/recommendations/me", params=mine, headers=reader)
+    )
+    # a reader whose taste it does not match does not get it
+    stranger = signed_in(client, engine, loaded, "stranger@example.org")
+    unrelated = next(
+        book
+        for book in (client.get(f"{API}/books/{i}").json() for i in range(300, 60, -1))
+        if not set(book["author_names"]) & set(popular["author_names"])  # type: ignore[call-overload]
+    )
+    rated = client.put(
+        f"{API}/me/ratings/{unrelated['book_id']}", json={"rating": 5}, headers=stranger
+    )
+    assert rated.is_success
+    theirs = client.get(f"{API}/recommendations/me", params=mine, headers=stranger)
+    assert new_id not in ids_of(theirs)
+
+
+def test_a_deleted_book_leaves_similar_lists_personal_lists_caches_and_search_at_once(
+    client: TestClient,
+    other_worker: TestClient,
+    admin: dict[str, str],
+    engine: Engine,
+    loaded: Settings,
+) -> None:
+    popular = most_popular_book(client)
+    popular_id = int(popular["book_id"])  # type: ignore[call-overload]
+    reader = signed_in(client, engine, loaded, "fan@example.org")
+    assert client.put(
+        f"{API}/me/ratings/{popular_id}", json={"rating": 5}, headers=reader
+    ).is_success
+    new_id = client.post(f"{API}/books", json=like_of(popular), headers=admin).json()["book_id"]
+    plain, explained = {"k": 10}, {"k": 10, "explain": "true"}
+    listed = client.get(f"{API}/recommendations/me", params=plain, headers=reader)
+    again = client.get(f"{API}/recommendations/me", params=plain, headers=reader)
+    assert again.headers["X-Cache"] == "hit" and new_id in ids_of(again)
+    model_pick = ids_of(listed)[0]  # a book the model itself recommends
+    assert new_id in ids_of(client.get(f"{API}/books/{popular_id}/similar"))
+    assert new_id in ids_of(client.get(f"{API}/books", params={"q": "quillmoss"}))
+
+    for gone in (new_id, model_pick):
+        assert client.delete(f"{API}/books/{gone}", headers=admin).status_code == 204
+        for params in (plain, explained):
+            answer = client.get(f"{API}/recommendations/me", params=params, headers=reader)
+            assert gone not in ids_of(answer) and len(ids_of(answer)) == 10
+        for worker in (client, other_worker):
+            assert gone not in ids_of(worker.get(f"{API}/books/{popular_id}/similar"))
+        assert gone not in ids_of(client.get(f"{API}/books", params={"q": "quillmoss"}))
+    # the other worker, after its next catalogue tick
+    other_worker.app.state.bookrec.serving.refresher.tick(cards=True)  # type: ignore[attr-defined]
+    theirs = other_worker.get(f"{API}/recommendations/me", params=plain, headers=reader)
+    assert not {new_id, model_pick} & set(ids_of(theirs))
