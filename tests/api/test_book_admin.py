@@ -7,16 +7,19 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from tests.fixtures.accounts import signed_in
+from tests.fixtures.redis import REDIS_URL
+from tests.jobs.processes import wait_for
 
 from bookrec.accounts.audit import AuditEvent
 from bookrec.api.app import create_app
 from bookrec.config import Settings
 from bookrec.model_registry.registry import ModelRegistry
-from bookrec.readers.models import Rating
+from bookrec.readers.models import Rating, Reader
 from bookrec.readers.snapshot import load_snapshot
 from bookrec.training.service import train
 
@@ -315,3 +318,89 @@ def test_a_deleted_book_leaves_similar_lists_personal_lists_caches_and_search_at
     other_worker.app.state.bookrec.serving.refresher.tick(cards=True)  # type: ignore[attr-defined]
     theirs = other_worker.get(f"{API}/recommendations/me", params=plain, headers=reader)
     assert not {new_id, model_pick} & set(ids_of(theirs))
+
+
+def test_precomputed_lists_take_new_books_and_drop_deleted_ones(
+    client: TestClient, admin: dict[str, str], engine: Engine
+) -> None:
+    popular = most_popular_book(client)
+    with Session(engine) as session:
+        fan = session.scalar(
+            select(Reader.external_id)
+            .join(Rating, Rating.reader_id == Reader.reader_id)
+            .where(Rating.book_id == popular["book_id"], Rating.rating == 5)
+            .order_by(Reader.external_id)
+            .limit(1)
+        )
+    assert fan is not None
+    path, plain = f"{API}/recommendations/users/{fan}", {"k": 10}
+    before = client.get(path, params=plain, headers=admin)
+    assert before.headers["X-Cache"] == "precomputed"
+    new_id = client.post(f"{API}/books", json=like_of(popular), headers=admin).json()["book_id"]
+    blended = client.get(path, params=plain, headers=admin)
+    assert blended.headers["X-Cache"] == "miss"  # the precomputed list, completed
+    assert new_id in ids_of(blended)
+    assert [b for b in ids_of(blended) if b != new_id] == ids_of(before)[:9]
+    assert client.get(path, params=plain, headers=admin).headers["X-Cache"] == "hit"
+    model_pick = ids_of(before)[0]
+    assert client.delete(f"{API}/books/{model_pick}", headers=admin).status_code == 204
+    after = client.get(path, params=plain, headers=admin)
+    assert model_pick not in ids_of(after) and new_id in ids_of(after)
+    assert len(ids_of(after)) == 10
+    assert client.delete(f"{API}/books/{new_id}", headers=admin).status_code == 204
+    last = client.get(path, params=plain, headers=admin)
+    assert ids_of(last)[:9] == [b for b in ids_of(before) if b != model_pick]
+    assert len(ids_of(last)) == 10 and last.headers["X-Cache"] == "precomputed"
+
+
+def test_with_redis_the_other_workers_hear_of_a_change_at_once(
+    loaded: Settings, engine: Engine, redis_server: redis.Redis, redis_prefix: str
+) -> None:
+    # polls far apart: only the announcement can bring the change within the test's wait
+    settings = loaded.model_copy(
+        update={"redis_url": REDIS_URL, "redis_prefix": redis_prefix, "model_poll_seconds": 30.0}
+    )
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        admin = signed_in(first, engine, settings, "books-admin@example.org", role="admin")
+        reader = signed_in(first, engine, settings, "fan@example.org")
+        popular = most_popular_book(first)
+        rated = first.put(
+            f"{API}/me/ratings/{popular['book_id']}", json={"rating": 5}, headers=reader
+        )
+        assert rated.is_success
+        channel = f"{redis_prefix}models"
+        wait_for("both listeners", lambda: redis_server.pubsub_numsub(channel)[0][1] >= 2, 5)
+        path, params = f"{API}/recommendations/me", {"k": 10}
+        assert ids_of(second.get(path, params=params, headers=reader))
+        new_id = first.post(f"{API}/books", json=like_of(popular), headers=admin).json()["book_id"]
+        wait_for(
+            "the new book on the other worker",
+            lambda: new_id in ids_of(second.get(path, params=params, headers=reader)),
+            3,
+        )
+        assert first.delete(f"{API}/books/{new_id}", headers=admin).status_code == 204
+        wait_for(
+            "the deletion on the other worker",
+            lambda: new_id not in ids_of(second.get(path, params=params, headers=reader)),
+            3,
+        )
+
+
+def test_on_a_content_model_a_new_book_ranks_among_neighbours_by_its_cosine(
+    client: TestClient, admin: dict[str, str], engine: Engine, loaded: Settings
+) -> None:
+    train(engine, ModelRegistry(loaded.models_dir), "content", settings=loaded, force=True)
+    serving = client.app.state.bookrec.serving  # type: ignore[attr-defined]
+    serving.refresher.tick(cards=True)
+    assert serving.current().algo == "content"
+    popular = most_popular_book(client)
+    before = client.get(f"{API}/books/{popular['book_id']}/similar", params={"k": 10})
+    new_id = client.post(f"{API}/books", json=like_of(popular), headers=admin).json()["book_id"]
+    after = client.get(f"{API}/books/{popular['book_id']}/similar", params={"k": 10})
+    assert new_id in ids_of(after)
+    # the model's neighbours keep their order and scores; the new book displaces the last
+    assert [b for b in ids_of(after) if b != new_id] == ids_of(before)[:9]
+    kept = {i["book_id"]: i["score"] for i in before.json()["items"]}
+    assert all(
+        kept[i["book_id"]] == i["score"] for i in after.json()["items"] if i["book_id"] != new_id
+    )
