@@ -10,8 +10,9 @@ Until then new books join the model's answers on the model's own scale:
 
 * another book's similar list (`merge_similar`): the model's neighbours keep their order and
   scores; a new book is placed just before the first neighbour it beats on cosine in this
-  space (it takes that neighbour's score), so it enters only by beating the list's cut-off
-  on content, and only with a cosine of at least `MIN_SIMILAR_COSINE`;
+  space (both cosines measured here, to the same book) and takes that neighbour's score, so
+  it enters only by beating the list's cut-off on content; at most `new_book_slots(k)` new
+  books, each with a cosine of at least `MIN_SIMILAR_COSINE`;
 * a reader's list (`blend_new_books`): each new book's match is its best cosine to a book the
   reader liked (rated 4★ or more, or read without a rating: `base.citable`); at most
   `new_book_slots(k)` of them, each matching with at least `MIN_TASTE_COSINE`, take the middle
@@ -188,23 +189,31 @@ def merge_similar(
     listed_cosines: np.ndarray,
     new_ids: np.ndarray,
     new_cosines: np.ndarray,
+    k: int,
     floor: float = MIN_SIMILAR_COSINE,
 ) -> list[Recommendation]:
     """A model's similar list with new books merged in on its scale (see the module's doc).
 
     `listed_cosines` are the listed books' cosines to the query book in this space,
-    `new_cosines` the new books'. A new book goes just before the first listed book it
+    `new_cosines` the new books'. Of the new books with a cosine of at least `floor`, the
+    `new_book_slots(k)` closest are merged: each goes just before the first listed book it
     beats (with that book's score); one that beats none follows the list, scored like its
-    last book (or by its cosine when the list is empty): the caller's cut to k keeps it
+    last book (or by its cosine when the list is empty), so the caller's cut to k keeps it
     only when the model found fewer neighbours than asked for.
     """
     new_cosines = np.asarray(new_cosines, dtype=np.float64)
     strong = np.flatnonzero(new_cosines >= floor)
     if not len(strong):
         return list(listed)
+    closest = np.lexsort((np.asarray(new_ids)[strong], -new_cosines[strong]))
+    strong = strong[closest[: new_book_slots(k)]]
     cosines = new_cosines[strong]
     below = np.asarray(listed_cosines, dtype=np.float64)[None, :] < cosines[:, None]
-    position = np.where(below.any(axis=1), below.argmax(axis=1), len(listed))
+    position = (
+        np.where(below.any(axis=1), below.argmax(axis=1), len(listed))
+        if len(listed)
+        else np.zeros(len(cosines), dtype=np.int64)
+    )
     if len(listed):
         scores = np.asarray([r.score for r in listed], dtype=np.float64)
         new_scores = scores[np.minimum(position, len(listed) - 1)]  # past the end: the last
@@ -221,7 +230,7 @@ def merge_similar(
 
 
 def new_book_slots(k: int) -> int:
-    """How many places of a k-book personal list new books may take: 1, or 2 from k = 10."""
+    """How many places of a k-book list new books may take: 1, or 2 from k = 10."""
     return 1 if k < 10 else 2
 
 

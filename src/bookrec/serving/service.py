@@ -409,7 +409,7 @@ class RecommendationService:
         else:
             picks = loaded.model.similar(book_id, k + SLACK, filters=resolved)
             if added is not None and unfiltered:
-                picks = _with_added_books(added, model_catalog, book_id, picks)
+                picks = _with_added_books(added, model_catalog, book_id, picks, k)
         reasons = (
             {}
             if added is None
@@ -465,7 +465,7 @@ def _similar_to_added(
 
 
 def _with_added_books(
-    added: AddedBooks, model_catalog: Catalog, book_id: int, picks: list[Recommendation]
+    added: AddedBooks, model_catalog: Catalog, book_id: int, picks: list[Recommendation], k: int
 ) -> list[Recommendation]:
     """A catalogue book's similar list with the added books that beat its cut-off merged in
     (cosines in the cold-start space, scores on the model's: `coldstart.merge_similar`)."""
@@ -477,7 +477,7 @@ def _with_added_books(
     ).ravel()
     listed_cosines[listed < 0] = np.inf  # not in the model's catalogue: never displaced
     new_cosines = np.asarray((added.vectors @ query.T).toarray(), dtype=np.float64).ravel()
-    return merge_similar(picks, listed_cosines, added.ids, new_cosines)
+    return merge_similar(picks, listed_cosines, added.ids, new_cosines, k)
 
 
 def _new_book_reasons(
