@@ -264,8 +264,10 @@ def blend_new_books(
     rows = np.flatnonzero(candidates)
     if not len(rows) or not len(liked_ids):
         return list(picks), []
-    cosines = np.asarray((new_vectors[rows] @ liked_vectors.T).toarray(), dtype=np.float64)
-    best, which = cosines.max(axis=1), cosines.argmax(axis=1)
+    # sparse: only pairs sharing a token are stored, however many books are new
+    cosines = sp.csr_matrix(new_vectors[rows] @ liked_vectors.T)
+    best = np.asarray(cosines.max(axis=1).toarray(), dtype=np.float64).ravel()
+    which = np.asarray(cosines.argmax(axis=1)).ravel()
     order = np.lexsort((new_ids[rows], -best))[: new_book_slots(k)]
     order = order[best[order] >= floor]
     if not len(order):

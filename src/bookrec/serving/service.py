@@ -602,19 +602,9 @@ def describe(
         card = cards.get(recommendation.book_id)
         if card is None:  # deleted since the model was trained
             continue
-        own = None if reasons is None else reasons.get(card.book_id)
-        if own is not None:
-            items.append(
-                RecommendedBook(
-                    book_id=card.book_id,
-                    title=card.title,
-                    authors=card.authors,
-                    score=round(recommendation.score, 6),
-                    image_url=card.image_url,
-                    reasons=own,
-                )
-            )
-            continue
+        why = None if reasons is None else reasons.get(card.book_id)
+        if why is None and explain:
+            why = model.explain(history, card.book_id)
         items.append(
             RecommendedBook(
                 book_id=card.book_id,
@@ -622,7 +612,7 @@ def describe(
                 authors=card.authors,
                 score=round(recommendation.score, 6),
                 image_url=card.image_url,
-                reasons=model.explain(history, card.book_id) if explain else None,
+                reasons=why,
             )
         )
     return items
@@ -673,7 +663,7 @@ def build_list(
         )
     reasons: dict[int, list[str]] = {}
     if added is not None and activity is not None and (filters is None or filters.is_empty()):
-        picks, matches = _blend(added, model.require_catalog(), activity, picks, request.k)
+        picks, matches = _blend(added, model.require_catalog(), cards, activity, picks, request.k)
         reasons = {
             m.book_id: _taste_reasons(added, model.require_catalog(), cards, m) for m in matches
         }
@@ -684,13 +674,17 @@ def build_list(
 def _blend(
     added: AddedBooks,
     model_catalog: Catalog,
+    cards: BookCards,
     activity: ReaderActivity,
     picks: list[Recommendation],
     k: int,
 ) -> tuple[list[Recommendation], list[TasteMatch]]:
     """The list with the added books closest to what the reader liked in it (a few, see
-    `coldstart.blend_new_books`); one small sparse product per list."""
+    `coldstart.blend_new_books`); one small sparse product per list. A liked book deleted
+    since is no reason to name."""
     liked_ids, liked_ratings = liked_books(activity.history)
+    alive = np.fromiter((int(b) in cards.cards for b in liked_ids), bool, len(liked_ids))
+    liked_ids, liked_ratings = liked_ids[alive], liked_ratings[alive]
     if not len(liked_ids):
         return picks, []
     with_vectors, vectors = added.vectors_of(model_catalog, liked_ids)
@@ -708,7 +702,7 @@ def _taste_reasons(
 ) -> list[str]:
     """'new in the catalogue; like "X", which you rated 5★', then what the two share."""
     liked = cards.get(match.liked_book_id)
-    title = liked.title if liked is not None else f"book {match.liked_book_id}"
+    title = liked.title if liked is not None else str(match.liked_book_id)  # deleted just now
     done = f"rated {match.liked_rating:g}★" if match.liked_rating > 0 else "read"
     row = added.row_of(match.book_id)
     shared: list[str] = []
