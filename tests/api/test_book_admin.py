@@ -282,6 +282,13 @@ def test_a_new_book_joins_other_books_similar_lists_and_readers_lists(
     assert rated.is_success
     theirs = client.get(f"{API}/recommendations/me", params=mine, headers=stranger)
     assert new_id not in ids_of(theirs)
+    # an edit reaches the vectors at once: by someone else, with other tags, it matches no more
+    edited = {"authors": ["Nobody Known"], "tags": ["lanterns"]}
+    assert client.patch(f"{API}/books/{new_id}", json=edited, headers=admin).status_code == 200
+    assert new_id not in ids_of(
+        client.get(f"{API}/recommendations/me", params=mine, headers=reader)
+    )
+    assert new_id not in ids_of(client.get(f"{API}/books/{popular_id}/similar", params={"k": 10}))
 
 
 def test_a_deleted_book_leaves_similar_lists_personal_lists_caches_and_search_at_once(
