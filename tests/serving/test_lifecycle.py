@@ -117,7 +117,7 @@ def test_activation_under_load_fails_nothing_and_reaches_both_workers(
         time.sleep(1.5)
         activated_at = time.monotonic()
         registry.activate(2, actor="test")
-        time.sleep(4.0)
+        time.sleep(6.0)
         stop_load.set()
         for thread in threads:
             thread.join()
@@ -127,9 +127,10 @@ def test_activation_under_load_fails_nothing_and_reaches_both_workers(
         status for _, status, _ in answers
     }
     before = [v for t, _, v in answers if t < activated_at]
-    after = [v for t, _, v in answers if t > activated_at + 2.0]
+    # a worker polls every second, then loads the version: allow for a busy 2-core machine
+    after = [v for t, _, v in answers if t > activated_at + 4.0]
     assert set(before) == {"1"} and len(after) > 20
-    assert set(after) == {"2"}, "a worker still served version 1 two seconds after activation"
+    assert set(after) == {"2"}, "a worker still served version 1 four seconds after activation"
     # each worker loaded version 2 (the log holds one model_loaded line per worker and version)
     assert (
         sum("model_loaded" in line and "version=2" in line for line in log.read_text().splitlines())

@@ -58,6 +58,15 @@ def get_session(state: StateDep) -> Iterator[Session]:
         yield session
 
 
+def catalogue_write(request: Request) -> Iterator[None]:
+    """For a route that changes books; it must come before every dependency on the session,
+    so that its exit runs after the session's commit: then this worker reloads its view of
+    the catalogue (its own change answers from the next request) and tells the others. A
+    route that fails, or a commit that fails, changes nothing and skips it."""
+    yield
+    state_of(request).serving.catalogue_changed()
+
+
 async def get_serving(state: StateDep) -> ServingEngine:
     return state.serving
 
@@ -77,6 +86,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 #: connection after a 2xx went out.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ServingDep = Annotated[ServingEngine, Depends(get_serving)]
+#: First in a book-writing route's parameters (see `catalogue_write`).
+CatalogueWriteDep = Annotated[None, Depends(catalogue_write, scope="function")]
 RecommendationsDep = Annotated[RecommendationService, Depends(get_recommendations)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 

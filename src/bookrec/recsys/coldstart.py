@@ -5,6 +5,18 @@ names (1.5) and title words (0.5), with idf from the model's catalogue; cosine b
 vectors is their similarity. The index over the model's catalogue is built once per loaded
 model (a few hundred ms at goodbooks scale, no scikit-learn); a new book's vector is one
 row computed from its text. The next training includes the book properly.
+
+Until then new books join the model's answers on the model's own scale:
+
+* another book's similar list (`merge_similar`): the model's neighbours keep their order and
+  scores; a new book is placed just before the first neighbour it beats on cosine in this
+  space (both cosines measured here, to the same book) and takes that neighbour's score, so
+  it enters only by beating the list's cut-off on content; at most `new_book_slots(k)` new
+  books, each with a cosine of at least `MIN_SIMILAR_COSINE`;
+* a reader's list (`blend_new_books`): each new book's match is its best cosine to a book the
+  reader liked (rated 4★ or more, or read without a rating: `base.citable`); at most
+  `new_book_slots(k)` of them, each matching with at least `MIN_TASTE_COSINE`, take the middle
+  of the list with the score of the pick they displace.
 """
 
 from __future__ import annotations
@@ -17,11 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from bookrec.recsys.base import Recommendation, top_k
-from bookrec.recsys.data import Catalog
+from bookrec.recsys.base import Recommendation, citable, top_k
+from bookrec.recsys.data import Catalog, ReaderHistory
 
 # title words are the noisiest signal of a single new book: its tags and people count more
 WEIGHTS = {"a": 2.0, "s": 2.0, "t": 1.5, "w": 0.5}
+#: The cosine a new book needs to another book to enter its similar list (one shared
+#: author alone, with unrelated tags and title, gives about 0.3-0.5 at goodbooks scale).
+MIN_SIMILAR_COSINE = 0.2
+#: The cosine a new book needs to one book a reader liked to enter that reader's list.
+MIN_TASTE_COSINE = 0.3
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(
     [
@@ -104,6 +121,7 @@ class ColdStartIndex:
         for tokens in documents:
             for token in tokens:
                 self.vocabulary.setdefault(token, len(self.vocabulary))
+        self.tokens = list(self.vocabulary)  # column -> token ("a:name", "t:name", ...)
         frequency = np.zeros(len(self.vocabulary), dtype=np.float64)
         for tokens in documents:
             for token in tokens:
@@ -134,6 +152,13 @@ class ColdStartIndex:
         """Vectors of books outside the catalogue (tokens it has never seen count nothing)."""
         return self._matrix(text.tokens() for text in texts)
 
+    def shared(self, first: sp.csr_matrix, second: sp.csr_matrix, kind: str) -> list[str]:
+        """Tokens of one kind ("a" authors, "s" series, "t" tags, "w" title words) that two
+        one-row vectors share, case-folded, in vocabulary order."""
+        common = np.intersect1d(first.indices, second.indices)
+        prefix = f"{kind}:"
+        return [self.tokens[c][len(prefix) :] for c in common if self.tokens[c].startswith(prefix)]
+
     def similar(
         self,
         vector: sp.csr_matrix,
@@ -157,3 +182,112 @@ class ColdStartIndex:
         scores[scores <= 1e-6] = -np.inf
         best = top_k(scores, k)
         return [Recommendation(int(ids[i]), float(scores[i])) for i in best]
+
+
+def merge_similar(
+    listed: Sequence[Recommendation],
+    listed_cosines: np.ndarray,
+    new_ids: np.ndarray,
+    new_cosines: np.ndarray,
+    k: int,
+    floor: float = MIN_SIMILAR_COSINE,
+) -> list[Recommendation]:
+    """A model's similar list with new books merged in on its scale (see the module's doc).
+
+    `listed_cosines` are the listed books' cosines to the query book in this space,
+    `new_cosines` the new books'. Of the new books with a cosine of at least `floor`, the
+    `new_book_slots(k)` closest are merged: each goes just before the first listed book it
+    beats (with that book's score); one that beats none follows the list, scored like its
+    last book (or by its cosine when the list is empty), so the caller's cut to k keeps it
+    only when the model found fewer neighbours than asked for.
+    """
+    new_cosines = np.asarray(new_cosines, dtype=np.float64)
+    strong = np.flatnonzero(new_cosines >= floor)
+    if not len(strong):
+        return list(listed)
+    closest = np.lexsort((np.asarray(new_ids)[strong], -new_cosines[strong]))
+    strong = strong[closest[: new_book_slots(k)]]
+    cosines = new_cosines[strong]
+    below = np.asarray(listed_cosines, dtype=np.float64)[None, :] < cosines[:, None]
+    position = (
+        np.where(below.any(axis=1), below.argmax(axis=1), len(listed))
+        if len(listed)
+        else np.zeros(len(cosines), dtype=np.int64)
+    )
+    if len(listed):
+        scores = np.asarray([r.score for r in listed], dtype=np.float64)
+        new_scores = scores[np.minimum(position, len(listed) - 1)]  # past the end: the last
+    else:
+        new_scores = cosines
+    entries: list[tuple[int, int, float, int, Recommendation]] = [
+        (j, 1, 0.0, 0, r) for j, r in enumerate(listed)
+    ]
+    for i, book in enumerate(new_ids[strong]):
+        recommendation = Recommendation(int(book), float(new_scores[i]))
+        entries.append((int(position[i]), 0, -float(cosines[i]), int(book), recommendation))
+    entries.sort(key=lambda entry: entry[:4])
+    return [entry[4] for entry in entries]
+
+
+def new_book_slots(k: int) -> int:
+    """How many places of a k-book list new books may take: 1, or 2 from k = 10."""
+    return 1 if k < 10 else 2
+
+
+@dataclass(frozen=True)
+class TasteMatch:
+    """A new book blended into a reader's list, and the liked book it resembles most."""
+
+    book_id: int
+    liked_book_id: int
+    liked_rating: float
+    cosine: float
+
+
+def blend_new_books(
+    picks: Sequence[Recommendation],
+    k: int,
+    new_ids: np.ndarray,
+    new_vectors: sp.csr_matrix,
+    liked: tuple[np.ndarray, sp.csr_matrix, np.ndarray],
+    candidates: np.ndarray,
+    floor: float = MIN_TASTE_COSINE,
+) -> tuple[list[Recommendation], list[TasteMatch]]:
+    """A reader's list with the new books closest to their taste in its middle.
+
+    `liked` is (book ids, vectors, ratings) of the books the reader liked; `candidates`
+    marks the new books they may be shown (not rated, not shelved). At most
+    `new_book_slots(k)` new books, each with a cosine of at least `floor` to a liked book,
+    go in at position k // 2 with the score of the pick they displace.
+    """
+    liked_ids, liked_vectors, liked_ratings = liked
+    rows = np.flatnonzero(candidates)
+    if not len(rows) or not len(liked_ids):
+        return list(picks), []
+    # sparse: only pairs sharing a token are stored, however many books are new
+    cosines = sp.csr_matrix(new_vectors[rows] @ liked_vectors.T)
+    best = np.asarray(cosines.max(axis=1).toarray(), dtype=np.float64).ravel()
+    which = np.asarray(cosines.argmax(axis=1)).ravel()
+    order = np.lexsort((new_ids[rows], -best))[: new_book_slots(k)]
+    order = order[best[order] >= floor]
+    if not len(order):
+        return list(picks), []
+    position = min(len(picks), k // 2)
+    score = picks[position].score if position < len(picks) else None
+    matches = [
+        TasteMatch(
+            int(new_ids[rows[i]]),
+            int(liked_ids[which[i]]),
+            float(liked_ratings[which[i]]),
+            float(best[i]),
+        )
+        for i in order
+    ]
+    blended = [Recommendation(m.book_id, m.cosine if score is None else score) for m in matches]
+    return [*picks[:position], *blended, *picks[position:]], matches
+
+
+def liked_books(history: ReaderHistory) -> tuple[np.ndarray, np.ndarray]:
+    """The book ids and ratings of a history that a reason may name (`base.citable`)."""
+    keep = citable(history.ratings)
+    return history.book_ids[keep], np.asarray(history.ratings)[keep]

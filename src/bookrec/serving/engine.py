@@ -4,7 +4,10 @@ A background thread (`Refresher`) keeps the served model and the book cards curr
 request only ever reads what is already in memory:
 - the active model version, checked every `poll_seconds` (one indexed SELECT) and at once
   when Redis announces an activation (`serving.loaded.ModelStore` switches it);
-- the book cards (titles, authors, covers), reloaded when the catalogue changes.
+- the book cards (titles, authors, covers) and the books added or deleted since the model
+  was trained (`serving.additions`), reloaded when the catalogue changes: checked every
+  `cards_every` ticks (one indexed aggregate over `books`), at once when Redis announces a
+  change, and at once in the worker that made it (`ServingEngine.catalogue_changed`).
 Lists are answered by `RecommendationService` (`serving.service`).
 """
 
@@ -34,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 #: An announcement on the activations channel asking workers to drop a reader's lists.
 FORGET = "forget:"
+#: An announcement on the activations channel saying that books were added, edited or deleted.
+CATALOGUE = "catalogue"
 
 
 class Refresher:
@@ -49,8 +54,11 @@ class Refresher:
         cards_every: int = 5,
         on_forget: Callable[[int], object] | None = None,
         experiments: ExperimentStore | None = None,
+        on_cards: Callable[[], object] | None = None,
     ) -> None:
         self.models = models
+        #: reloads the cards (and what depends on them) when the catalogue changed
+        self.refresh_cards: Callable[[], object] = on_cards or cards.refresh
         self.experiments = experiments
         self.on_forget = on_forget
         self.cards = cards
@@ -59,6 +67,8 @@ class Refresher:
         self._redis = redis_client
         self._channel = channel
         self._wake = threading.Event()
+        self._cards_due = threading.Event()
+        self._model_number: int | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -86,8 +96,10 @@ class Refresher:
             active = self.models.refresh()
             if self.experiments is not None:
                 self.experiments.refresh(active)
-            if cards:
-                self.cards.refresh()
+            number = None if active is None else active.number
+            if cards or number != self._model_number:  # the view is relative to the model
+                self.refresh_cards()
+                self._model_number = number
         except Exception as exc:  # a database blip must not kill the thread: try again later
             log.warning("serving_refresh_failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -99,7 +111,9 @@ class Refresher:
             if self._stop.is_set():
                 return
             ticks += 1
-            self.tick(cards=ticks % self.cards_every == 0)
+            due = self._cards_due.is_set()
+            self._cards_due.clear()
+            self.tick(cards=due or ticks % self.cards_every == 0)
 
     def announce_change(self) -> None:
         """Re-read the running experiment now (this worker answers by it from the next
@@ -117,6 +131,16 @@ class Refresher:
         except Exception as exc:  # they poll too: the change reaches them within poll_seconds
             log.warning("change_announce_failed", error=f"{type(exc).__name__}: {exc}")
 
+    def announce_catalogue(self) -> None:
+        """Tell every worker (through Redis, when set) that books changed: they reload their
+        cards at once instead of at their next card tick."""
+        if self._redis is None or not self._channel:
+            return
+        try:
+            self._redis.publish(self._channel, CATALOGUE)
+        except Exception as exc:  # they check the catalogue every cards_every ticks anyway
+            log.warning("change_announce_failed", error=f"{type(exc).__name__}: {exc}")
+
     def announce_forget(self, reader_id: int) -> None:
         """Tell every worker (through Redis, when set) to drop an erased reader's lists."""
         if self._redis is None or not self._channel:
@@ -132,6 +156,8 @@ class Refresher:
             if self.on_forget is not None and text[len(FORGET) :].isdigit():
                 self.on_forget(int(text[len(FORGET) :]))
             return
+        if text == CATALOGUE:
+            self._cards_due.set()
         self.wake()
 
     def _listen(self) -> None:
@@ -187,6 +213,10 @@ class ServingEngine:
         cards = CardStore(sessions)
         store = ExperimentStore(registry, sessions) if experiments else None
         exposures = ExposureLog(sessions) if experiments else None
+        # a look-up on the event loop only when it is a local read (SQLite, no Redis)
+        inline = engine.dialect.name == "sqlite" and not cache.needs_network
+        versions = ActivityVersions(engine) if inline else None
+        service = RecommendationService(sessions, models, cards, cache, versions, store, exposures)
         refresher = Refresher(
             models,
             cards,
@@ -195,11 +225,8 @@ class ServingEngine:
             activations_channel(settings),
             on_forget=cache.forget_reader,
             experiments=store,
+            on_cards=service.refresh_catalogue,
         )
-        # a look-up on the event loop only when it is a local read (SQLite, no Redis)
-        inline = engine.dialect.name == "sqlite" and not cache.needs_network
-        versions = ActivityVersions(engine) if inline else None
-        service = RecommendationService(sessions, models, cards, cache, versions, store, exposures)
         return cls(models, cards, cache, refresher, service, store, exposures)
 
     def current(self) -> LoadedModel | None:
@@ -208,6 +235,12 @@ class ServingEngine:
     def load_once(self) -> None:
         """Load the model and cards now, without the background thread (a command's use)."""
         self.refresher.tick(cards=True)
+
+    def catalogue_changed(self) -> None:
+        """After this worker committed a change to books: answer by it from the next request
+        on, and have the other workers reload theirs now (Redis) or at their next card tick."""
+        self.recommendations.refresh_catalogue()
+        self.refresher.announce_catalogue()
 
     def start(self) -> None:
         self.refresher.start()

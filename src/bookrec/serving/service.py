@@ -15,13 +15,22 @@ How a list is answered, cheapest first:
 
 Lists are built as the response body (JSON bytes), so a precomputed list or a cache hit is
 sent without touching a model or pydantic again.
+
+Books added or deleted since the model was trained (`serving.additions.CatalogueView`):
+a deleted book's card is gone, so no list describes it (precomputed lists are filtered
+through the cards on the way out, scored lists in `describe`), and the view's `signature`
+joins the cache key, so a list cached before the change is not served after it. New books
+are blended into unfiltered personal lists of readers whose taste they match
+(`recsys.coldstart.blend_new_books`): a precomputed list is then completed with them after
+reading the reader's history. None of this costs anything while the catalogue is the
+model's (the signature is empty and no view has added books).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol, cast
 
@@ -37,10 +46,11 @@ from bookrec.observability.metrics import count_answer, observe_scoring
 from bookrec.readers import repository as readers
 from bookrec.readers.repository import ActivityVersions, ReaderActivity, ReaderVersion
 from bookrec.recsys.base import Recommendation, Recommender, ScoringRecommender
+from bookrec.recsys.coldstart import TasteMatch, blend_new_books, liked_books, merge_similar
 from bookrec.recsys.content import resemblances
 from bookrec.recsys.data import Catalog, Filters, IdMap, Interactions, ReaderHistory
-from bookrec.serving.additions import AddedBooks, Additions
-from bookrec.serving.books import BookCards, CardStore
+from bookrec.serving.additions import AddedBooks, CatalogueChanges, CatalogueView
+from bookrec.serving.books import BookCard, BookCards, CardStore
 from bookrec.serving.cache import RecommendationCache, cache_key
 from bookrec.serving.experiments import ExperimentStore, ExposureLog
 from bookrec.serving.loaded import LoadedModel
@@ -163,6 +173,10 @@ class Lookup:
     key: str
     answer: Answer | None
     assignment: Assignment | None = None
+    #: the reader's precomputed list, when new books are still to be blended into it
+    picks: list[Recommendation] | None = None
+    #: books added since the model's training, to blend into this list (None: none)
+    added: AddedBooks | None = None
 
 
 class ModelSource(Protocol):
@@ -194,7 +208,7 @@ class RecommendationService:
         self.versions = versions
         self.experiments = experiments
         self.exposures = exposures
-        self.additions = Additions()
+        self.changes = CatalogueChanges(sessions)
 
     @property
     def lookups_inline(self) -> bool:
@@ -208,6 +222,12 @@ class RecommendationService:
                 "no trained model is active yet: run `bookrec train` (or POST /api/v1/admin/train)"
             )
         return loaded
+
+    def refresh_catalogue(self) -> CatalogueView | None:
+        """Reload the book cards if the catalogue changed (one indexed aggregate), and the
+        view of books added and deleted since the model's training with them."""
+        self.cards.refresh()
+        return self.changes.refresh(self.models.current(), self.cards.cards)
 
     # -- one reader's list -----------------------------------------------------------------
 
@@ -238,11 +258,22 @@ class RecommendationService:
                     loaded = store.model(arm.model_version) or loaded
             elif store.default_strategy != "personal":
                 request = replace(request, strategy=cast(Strategy, store.default_strategy))
+        view = self.changes.for_model(loaded.number)
+        added = None
+        if (
+            view is not None
+            and view.added is not None
+            and version is not None
+            and request.strategy == "personal"
+            and request.filters == FilterRequest()
+        ):
+            added = view.added
+        picks = None
         if version is not None and loaded.precomputed is not None and request.is_plain():
             picks = loaded.precomputed.lookup(
                 version.reader_id, version.activity_version, request.k + SLACK
             )
-            if picks is not None:
+            if picks is not None and added is None:
                 # not cached (so no key): rebuilding it costs about what a cache entry would
                 body = plain_list_json(
                     self.cards.cards, request.strategy, loaded.number, picks, request.k, assignment
@@ -254,10 +285,11 @@ class RecommendationService:
         kind: str = request.strategy
         if assignment is not None:  # one variant's list is never another's cache entry
             kind = f"{kind}@{assignment.experiment_id}.{assignment.variant}"
-        key = cache_key((loaded.number, kind, request.digest(), *who))
+        signature = "" if view is None else view.signature
+        key = cache_key((loaded.number, kind, request.digest() + signature, *who))
         cached = self.cache.get(key)
         if cached is None:
-            return Lookup(loaded, request, version, key, None, assignment)
+            return Lookup(loaded, request, version, key, None, assignment, picks, added)
         count_answer(request.strategy, "hit", variant_of(assignment))
         answer = Answer(cached, "hit", loaded.number, assignment)
         return Lookup(loaded, request, version, key, answer, assignment)
@@ -287,7 +319,9 @@ class RecommendationService:
                 if lookup.reader is None
                 else readers.activity_of(session.connection(), lookup.reader.reader_id)
             )
-        listing = build_list(loaded, self.cards.cards, request, filters, activity)
+        listing = build_list(
+            loaded, self.cards.cards, request, filters, activity, lookup.picks, lookup.added
+        )
         if lookup.assignment is not None:
             listing.experiment_id = lookup.assignment.experiment_id
             listing.variant = lookup.assignment.variant
@@ -355,6 +389,7 @@ class RecommendationService:
         # here at once
         self.cards.refresh()
         cards = self.cards.cards
+        view = self.changes.refresh(loaded, cards)
         request_digest = hashlib.blake2b(
             repr((k, filters, explain)).encode(), digest_size=8
         ).hexdigest()
@@ -364,25 +399,39 @@ class RecommendationService:
             count_answer("similar", "hit")
             return Answer(body, "hit", loaded.number)
         started = time.perf_counter()
+        if cards.get(book_id) is None:
+            raise NotFound("book", book_id)
         with unit_of_work(self.sessions) as session:
-            if cards.get(book_id) is None:
-                raise NotFound("book", book_id)
             resolved = filters.resolve(session)
-            model_catalog = loaded.model.require_catalog()
-            added = None
-            if int(model_catalog.items.index([book_id])[0]) < 0:
-                added = self.additions.current(
-                    session.connection(), loaded.number, model_catalog, cards.stamp
-                )
-        if added is not None:
-            picks = _similar_to_added(added, model_catalog, book_id, k + SLACK, resolved)
+        model_catalog = loaded.model.require_catalog()
+        added = None if view is None else view.added
+        unfiltered = resolved is None or resolved.is_empty()
+        if int(model_catalog.items.index([book_id])[0]) < 0:
+            picks = (
+                []
+                if added is None
+                else _similar_to_added(added, model_catalog, book_id, k + SLACK, resolved)
+            )
         else:
             picks = loaded.model.similar(book_id, k + SLACK, filters=resolved)
-        items = describe(cards, loaded.model, picks, ReaderHistory.empty(), explain=False)[:k]
-        if explain:
-            found = resemblances(model_catalog, book_id, [item.book_id for item in items])
+            if added is not None and unfiltered:
+                picks = _with_added_books(added, model_catalog, book_id, picks, k)
+        reasons = (
+            {}
+            if added is None
+            else _new_book_reasons(added, model_catalog, cards, book_id, picks[: k + SLACK])
+        )
+        items = describe(
+            cards, loaded.model, picks, ReaderHistory.empty(), explain=False, reasons=reasons
+        )[:k]
+        if explain:  # the model's books: what each has in common with this one
+            unexplained = [item.book_id for item in items if item.reasons is None]
+            found = resemblances(model_catalog, book_id, unexplained)
             items = [
-                item.model_copy(update={"reasons": found.get(item.book_id, [])}) for item in items
+                item
+                if item.reasons is not None
+                else item.model_copy(update={"reasons": found.get(item.book_id, [])})
+                for item in items
             ]
         listing = RecommendationList(strategy="similar", model_version=loaded.number, items=items)
         body = listing.model_dump_json().encode()
@@ -428,6 +477,60 @@ def _similar_to_added(
     return added.index.similar(
         added.vectors[row], k, allowed=allowed, others=others, exclude=book_id
     )
+
+
+def _with_added_books(
+    added: AddedBooks, model_catalog: Catalog, book_id: int, picks: list[Recommendation], k: int
+) -> list[Recommendation]:
+    """A catalogue book's similar list with the added books that beat its cut-off merged in
+    (cosines in the cold-start space, scores on the model's: `coldstart.merge_similar`)."""
+    row = int(model_catalog.items.index([book_id])[0])
+    query = added.index.vectors[row]
+    listed = model_catalog.items.index([p.book_id for p in picks])
+    listed_cosines = np.asarray(
+        (added.index.vectors[np.maximum(listed, 0)] @ query.T).toarray(), dtype=np.float64
+    ).ravel()
+    listed_cosines[listed < 0] = np.inf  # not in the model's catalogue: never displaced
+    new_cosines = np.asarray((added.vectors @ query.T).toarray(), dtype=np.float64).ravel()
+    return merge_similar(picks, listed_cosines, added.ids, new_cosines, k)
+
+
+def _new_book_reasons(
+    added: AddedBooks,
+    model_catalog: Catalog,
+    cards: BookCards,
+    book_id: int,
+    picks: Sequence[Recommendation],
+) -> dict[int, list[str]]:
+    """Why each added book of `book_id`'s similar list is there: it is new, and what it
+    shares with the book."""
+    _, query = added.vectors_of(model_catalog, np.asarray([book_id]))
+    reasons: dict[int, list[str]] = {}
+    for pick in picks:
+        row = added.row_of(pick.book_id)
+        if row is not None and query.shape[0]:
+            shared = _shared_reasons(added, added.vectors[row], query, cards.get(pick.book_id))
+            reasons[pick.book_id] = ["new in the catalogue", *shared]
+    return reasons
+
+
+def _shared_reasons(
+    added: AddedBooks, vector: sp.csr_matrix, other: sp.csr_matrix, card: BookCard | None
+) -> list[str]:
+    """'also by A', 'also in the S series', 'shares tags: x, y': what two books have in
+    common, names as the new book's card spells them."""
+    reasons = []
+    authors = added.index.shared(vector, other, "a")
+    if authors and card is not None:
+        spelled = {a.strip().casefold(): a.strip() for a in card.authors.split(",")}
+        reasons.append("also by " + ", ".join(spelled.get(a, a) for a in authors[:2]))
+    series = added.index.shared(vector, other, "s")
+    if series:
+        reasons.append(f"also in the {series[0]} series")
+    tags = added.index.shared(vector, other, "t")
+    if tags:
+        reasons.append("shares tags: " + ", ".join(tags[:3]))
+    return reasons
 
 
 def drop_deleted_books(
@@ -502,13 +605,21 @@ def describe(
     recommendations: Sequence[Recommendation],
     history: ReaderHistory,
     explain: bool,
+    reasons: Mapping[int, list[str]] | None = None,
 ) -> list[RecommendedBook]:
-    """Attach titles, authors and (optionally) reasons to a model's list, keeping its order."""
+    """Attach titles, authors and (optionally) reasons to a model's list, keeping its order.
+
+    `reasons` are those of books the model does not know (added since its training): they
+    are attached whether or not the list is explained, as they say why an unknown book is
+    there at all."""
     items = []
     for recommendation in recommendations:
         card = cards.get(recommendation.book_id)
         if card is None:  # deleted since the model was trained
             continue
+        why = None if reasons is None else reasons.get(card.book_id)
+        if why is None and explain:
+            why = model.explain(history, card.book_id)
         items.append(
             RecommendedBook(
                 book_id=card.book_id,
@@ -516,7 +627,7 @@ def describe(
                 authors=card.authors,
                 score=round(recommendation.score, 6),
                 image_url=card.image_url,
-                reasons=model.explain(history, card.book_id) if explain else None,
+                reasons=why,
             )
         )
     return items
@@ -552,13 +663,66 @@ def build_list(
     request: ListRequest,
     filters: Filters | None,
     activity: ReaderActivity | None,
+    picks: list[Recommendation] | None = None,
+    added: AddedBooks | None = None,
 ) -> RecommendationList:
-    """Score and describe one list; the reader's rated and shelved books never appear."""
+    """Score (unless `picks` are the model's list already) and describe one list, with the
+    `added` books that match the reader's taste blended in; the reader's rated and shelved
+    books never appear."""
     history = activity.history if activity is not None else ReaderHistory.empty()
     shelf = activity.shelf if activity is not None else None
     model = loaded.for_strategy(request.strategy)
-    picks = model.recommend(
-        history, request.k + SLACK, exclude=shelf, filters=filters, diversity=request.diversity
-    )
-    items = describe(cards, model, picks, history, request.explain)[: request.k]
+    if picks is None:
+        picks = model.recommend(
+            history, request.k + SLACK, exclude=shelf, filters=filters, diversity=request.diversity
+        )
+    reasons: dict[int, list[str]] = {}
+    if added is not None and activity is not None and (filters is None or filters.is_empty()):
+        picks, matches = _blend(added, model.require_catalog(), cards, activity, picks, request.k)
+        reasons = {
+            m.book_id: _taste_reasons(added, model.require_catalog(), cards, m) for m in matches
+        }
+    items = describe(cards, model, picks, history, request.explain, reasons)[: request.k]
     return RecommendationList(strategy=request.strategy, model_version=loaded.number, items=items)
+
+
+def _blend(
+    added: AddedBooks,
+    model_catalog: Catalog,
+    cards: BookCards,
+    activity: ReaderActivity,
+    picks: list[Recommendation],
+    k: int,
+) -> tuple[list[Recommendation], list[TasteMatch]]:
+    """The list with the added books closest to what the reader liked in it (a few, see
+    `coldstart.blend_new_books`); one small sparse product per list. A liked book deleted
+    since is no reason to name."""
+    liked_ids, liked_ratings = liked_books(activity.history)
+    alive = np.fromiter((int(b) in cards.cards for b in liked_ids), bool, len(liked_ids))
+    liked_ids, liked_ratings = liked_ids[alive], liked_ratings[alive]
+    if not len(liked_ids):
+        return picks, []
+    with_vectors, vectors = added.vectors_of(model_catalog, liked_ids)
+    ratings = liked_ratings[np.isin(liked_ids, with_vectors)]
+    candidates = ~np.isin(added.ids, activity.history.book_ids) & ~np.isin(
+        added.ids, activity.shelf
+    )
+    return blend_new_books(
+        picks, k, added.ids, added.vectors, (with_vectors, vectors, ratings), candidates
+    )
+
+
+def _taste_reasons(
+    added: AddedBooks, model_catalog: Catalog, cards: BookCards, match: TasteMatch
+) -> list[str]:
+    """'new in the catalogue; like "X", which you rated 5★', then what the two share."""
+    liked = cards.get(match.liked_book_id)
+    title = liked.title if liked is not None else str(match.liked_book_id)  # deleted just now
+    done = f"rated {match.liked_rating:g}★" if match.liked_rating > 0 else "read"
+    row = added.row_of(match.book_id)
+    shared: list[str] = []
+    if row is not None:
+        _, other = added.vectors_of(model_catalog, np.asarray([match.liked_book_id]))
+        if other.shape[0]:
+            shared = _shared_reasons(added, added.vectors[row], other, cards.get(match.book_id))
+    return [f'new in the catalogue; like "{title}", which you {done}', *shared]

@@ -10,7 +10,13 @@ from starlette.concurrency import run_in_threadpool
 from bookrec.accounts import audit
 from bookrec.accounts.models import User
 from bookrec.api import access
-from bookrec.api.deps import OriginDep, PageDep, RecommendationsDep, SessionDep
+from bookrec.api.deps import (
+    CatalogueWriteDep,
+    OriginDep,
+    PageDep,
+    RecommendationsDep,
+    SessionDep,
+)
 from bookrec.api.routers.recommendations import (
     LIST_RESPONSES,
     SIMILAR_QUERY,
@@ -120,7 +126,11 @@ def _audit(
     },
 )
 def create_book(
-    session: SessionDep, admin: access.Admin, origin: OriginDep, body: editing.BookFields
+    _written: CatalogueWriteDep,
+    session: SessionDep,
+    admin: access.Admin,
+    origin: OriginDep,
+    body: editing.BookFields,
 ) -> BookDetail:
     book = editing.create_book(session, body)
     _audit(session, "book.create", admin, origin, book.book_id, title=book.title)
@@ -134,6 +144,7 @@ def create_book(
     responses={**ADMIN_WRITE, 409: {**PROBLEM, "description": "Another book has this ISBN"}},
 )
 def update_book(
+    _written: CatalogueWriteDep,
     session: SessionDep,
     admin: access.Admin,
     origin: OriginDep,
@@ -154,7 +165,11 @@ def update_book(
     responses=ADMIN_WRITE,
 )
 def delete_book(
-    session: SessionDep, admin: access.Admin, origin: OriginDep, book_id: BookId
+    _written: CatalogueWriteDep,
+    session: SessionDep,
+    admin: access.Admin,
+    origin: OriginDep,
+    book_id: BookId,
 ) -> Response:
     book = editing.delete_book(session, book_id)
     _audit(session, "book.delete", admin, origin, book_id, title=book.title)
