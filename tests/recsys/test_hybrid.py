@@ -210,3 +210,32 @@ def test_without_ease_the_l2_search_is_skipped(data: Interactions) -> None:
     assert "ease" not in model.validation
     assert weight_of(model, 0) == {"itemknn": 0.0, "popularity": 1.0}
     assert weight_of(model, 1)["itemknn"] > 0
+
+
+def test_two_components_citing_the_same_book_make_one_reason(model: HybridRecommender) -> None:
+    class Saying:
+        def __init__(self, *reasons: str) -> None:
+            self.reasons = list(reasons)
+
+        def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
+            return self.reasons
+
+    names = list(model.components)[:2]
+    kept = dict(model.components)
+    weights = model.weights.copy()
+    try:
+        model.components[names[0]] = Saying('because you rated "Emma" 5★')
+        model.components[names[1]] = Saying(
+            'because you liked "Emma", also by Jane Austen', 'because you rated "Dune" 4★'
+        )
+        model.weights[:] = 0.0
+        model.weights[:, 0], model.weights[:, 1] = 2.0, 1.0
+        reasons = model.explain(ReaderHistory.empty(), 1)
+    finally:
+        model.components.clear()
+        model.components.update(kept)
+        model.weights = weights
+    assert reasons == [
+        'because you liked "Emma", also by Jane Austen',
+        'because you rated "Dune" 4★',
+    ]

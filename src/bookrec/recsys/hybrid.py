@@ -10,6 +10,7 @@ everything. A reader with no history gets the cold-start blend (popularity + con
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,6 +50,11 @@ class HybridConfig(BaseModel):
         description="EASE regularisation values tried on validation (empty: keep the params')",
     )
     seed: int = 7
+
+
+def _cited_titles(reason: str) -> frozenset[str]:
+    """The quoted titles a reason cites ('because you rated "Emma" 5★' → {"Emma"})."""
+    return frozenset(re.findall(r'"([^"]+)"', reason))
 
 
 def _standardise(scores: np.ndarray) -> np.ndarray:
@@ -297,7 +303,8 @@ class HybridRecommender(ScoringRecommender):
         """Reasons from the components that weigh most for this reader, best first.
 
         A book none of them can explain (e.g. one that scored on a latent factor) gets the
-        reasons of the other components, so every recommended book says why it is there.
+        reasons of the other components, so every recommended book says why it is there. Two
+        components citing the same books make one reason (the one that says more), not two.
         """
         bucket = int(self._bucket_of(np.asarray([len(history)]))[0])
         order = np.argsort(-self.weights[bucket], kind="stable")
@@ -306,8 +313,15 @@ class HybridRecommender(ScoringRecommender):
             if self.weights[bucket, index] <= 0 and reasons:
                 break
             for reason in self.components[list(self.components)[index]].explain(history, book_id):
-                if reason not in reasons:
+                cited = _cited_titles(reason)
+                same = next(
+                    (i for i, kept in enumerate(reasons) if cited and _cited_titles(kept) == cited),
+                    None,
+                )
+                if same is None and reason not in reasons:
                     reasons.append(reason)
+                elif same is not None and len(reason) > len(reasons[same]):
+                    reasons[same] = reason
             if len(reasons) >= 3:
                 break
         return reasons[:3]
