@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bookrec.accounts import service as accounts
 from bookrec.accounts import tokens
 from bookrec.accounts.models import User
+from bookrec.api.app import create_app
 from bookrec.config import Settings
 from bookrec.db.base import utcnow
 from bookrec.readers.models import Rating
@@ -226,6 +227,26 @@ def test_unknown_pages_get_a_404_page_and_the_api_keeps_problem_json(
     response = bare_client.get("/api/v1/books/99999999", headers=HTML)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_page_that_fails_gets_an_error_page_with_the_request_id(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/broken-page")
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as raw:
+        page = raw.get("/broken-page", headers={**HTML, "X-Request-ID": "trace-7"})
+        api = raw.get("/broken-page", headers={"X-Request-ID": "trace-8"})
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Something went wrong" in page.text and "trace-7" in page.text
+    assert "boom" not in page.text  # the exception stays in the log
+    assert page.headers["x-request-id"] == "trace-7"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert api.headers["content-type"] == "application/problem+json"  # not a browser
 
 
 def test_the_api_docs_need_no_internet(bare_client: TestClient) -> None:

@@ -138,21 +138,35 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", path=request.url.path)
-    response = problem(
-        request,
-        500,
-        "Internal error",
-        "the server failed to handle this request; quote the request id when reporting it",
-        "internal",
-    )
+    request_id = getattr(request.state, "request_id", None)
+    response: Response | None = None
+    if is_page(request):
+        try:  # the site's error page; if rendering fails too, the problem document below
+            response = await run_in_threadpool(
+                error_page,
+                request,
+                500,
+                "Something went wrong",
+                "The server failed to handle this request. Please try again; if it keeps"
+                f" happening, quote the request id {request_id} when reporting it.",
+            )
+        except Exception:
+            log.exception("error_page_failed", path=request.url.path)
+    if response is None:
+        response = problem(
+            request,
+            500,
+            "Internal error",
+            "the server failed to handle this request; quote the request id when reporting it",
+            "internal",
+        )
     # sent by the outermost middleware, past the one that adds these to every other answer
-    for name, value in (*SECURITY_HEADERS, NO_STORE_HEADER):
-        response.headers[name.decode()] = value.decode()
+    for name, value in (*SECURITY_HEADERS, NO_STORE_HEADER):  # a page keeps its own CSP
+        response.headers.setdefault(name.decode(), value.decode())
     if request.url.scheme == "https":
         response.headers[HSTS_HEADER[0].decode()] = HSTS_HEADER[1].decode()
-    request_id = getattr(request.state, "request_id", None)
     if request_id:
         response.headers["x-request-id"] = request_id
     return response
