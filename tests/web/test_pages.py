@@ -353,6 +353,17 @@ def test_an_admin_runs_an_experiment_and_follows_a_job_from_the_pages(
     assert "stopped" in response.text and "95% interval" in response.text
     again = client.post(f"{experiment}/start", data={"csrf_token": token}, headers=HTML)
     assert again.status_code == 409 and "only a draft can start" in again.text
+    # shipping is confirmed on a page of its own, which posts the chosen variant
+    page = client.get(experiment, headers=HTML).text
+    assert f'<form method="get" action="{experiment}/ship"' in page
+    confirm = client.get(f"{experiment}/ship?variant=treatment", headers=HTML)
+    assert confirm.status_code == 200
+    assert "Ship variant treatment of lists?" in confirm.text
+    assert "model version 1 answers every personal list" in confirm.text
+    assert '<input type="hidden" name="variant" value="treatment">' in confirm.text
+    assert f'action="{experiment}/ship"' in confirm.text
+    unknown = client.get(f"{experiment}/ship?variant=nobody", headers=HTML)
+    assert unknown.status_code == 422 and "has no variant" in unknown.text
 
     response = client.post(
         "/admin/jobs",
@@ -372,6 +383,29 @@ def test_an_admin_runs_an_experiment_and_follows_a_job_from_the_pages(
     assert progress.status_code == 200
     assert progress.json()["status"] in ("queued", "running", "succeeded")
     assert 0 <= progress.json()["progress"] <= 100
+
+
+def test_revoking_an_api_key_is_confirmed_first(
+    client: TestClient, engine: Engine, loaded: Settings
+) -> None:
+    make_admin(engine, loaded, "keys-admin@example.com")
+    log_in(client, "keys-admin@example.com")
+    token = csrf_of(client.get("/admin/api-keys", headers=HTML).text)
+    created = client.post(
+        "/admin/api-keys",
+        data={"csrf_token": token, "name": "shop", "scopes": "recommendations:read"},
+        headers=HTML,
+    )
+    assert created.status_code == 201, created.text
+    link = re.search(r'href="(/admin/api-keys/(\d+)/revoke)"', created.text)
+    assert link, "the key's row links to its revocation"
+    confirm = client.get(link.group(1), headers=HTML)
+    assert "Revoke the API key shop?" in confirm.text and "cannot be restored" in confirm.text
+    revoked = client.post(link.group(1), data={"csrf_token": token}, headers=HTML)
+    assert revoked.status_code == 200 and "revoked" in revoked.text
+    # a revoked key has nothing left to confirm
+    again = client.get(link.group(1), headers=HTML, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/admin/api-keys"
 
 
 def test_search_filters_page_and_point_at_a_bad_year(client: TestClient) -> None:

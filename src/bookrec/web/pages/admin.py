@@ -384,6 +384,43 @@ def experiment_page(
     )
 
 
+@router.get("/experiments/{experiment_id}/ship")
+def confirm_ship(
+    request: Request,
+    viewer: AdminViewer,
+    experiment_id: int,
+    variant: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    with unit_of_work(state_of(request).sessions) as session:
+        experiment = ExperimentOut.model_validate(experiments.get(session, experiment_id))
+    chosen = next((v for v in experiment.variants if v.name == variant), None)
+    if chosen is None:
+        raise InvalidInput(
+            f"experiment {experiment_id} has no variant {variant!r}", field="variant"
+        )
+    what = ", ".join(
+        part
+        for part in (
+            chosen.strategy and f"the {chosen.strategy} strategy",
+            chosen.model_version and f"model version {chosen.model_version}",
+        )
+        if part
+    )
+    return render(
+        request,
+        "admin/confirm.html",
+        {
+            "title": f"Ship variant {variant} of {experiment.name}?",
+            "detail": f"The experiment ends and {what or 'this variant'} answers every personal "
+            "list from now on.",
+            "action": f"/admin/experiments/{experiment_id}/ship",
+            "fields": {"variant": variant},
+            "button": f"Ship {variant}",
+            "back": f"/admin/experiments/{experiment_id}",
+        },
+    )
+
+
 @router.post("/experiments/{experiment_id}/{action}", dependencies=CSRF)
 def change_experiment(
     request: Request,
@@ -495,6 +532,25 @@ def create_api_key(
             "notice": None,
         },
         status_code=400 if errors else 201,
+    )
+
+
+@router.get("/api-keys/{key_id}/revoke")
+def confirm_revoke_api_key(request: Request, viewer: AdminViewer, key_id: int) -> Response:
+    key = next((key for key in _keys(request) if key.key_id == key_id), None)
+    if key is None or key.revoked_at is not None:
+        return redirect(request, "/admin/api-keys")
+    return render(
+        request,
+        "admin/confirm.html",
+        {
+            "title": f"Revoke the API key {key.name}?",
+            "detail": f"Every request with brk_{key.prefix}… is refused from now on; a revoked "
+            "key cannot be restored (create a new one).",
+            "action": f"/admin/api-keys/{key_id}/revoke",
+            "button": "Revoke the key",
+            "back": "/admin/api-keys",
+        },
     )
 
 
