@@ -91,7 +91,9 @@ def ids(recommendations: list) -> list[int]:  # type: ignore[type-arg]
 
 
 def weight_of(model: HybridRecommender, bucket: int) -> dict[str, float]:
-    return dict(zip(model.components, model.weights[bucket].tolist(), strict=True))
+    """Every component's weight in `bucket`, 0 for those dropped for weighing nothing."""
+    kept = dict(zip(model.components, model.weights[bucket].tolist(), strict=True))
+    return {name: kept.get(name, 0.0) for name in COMPONENTS}
 
 
 def test_validation_report_has_single_scores_and_the_chosen_ease_l2(
@@ -124,8 +126,12 @@ def test_validation_report_has_single_scores_and_the_chosen_ease_l2(
 def test_learned_weights_favour_co_occurrence_and_cold_start_is_popularity(
     model: HybridRecommender,
 ) -> None:
-    assert list(model.components) == list(COMPONENTS)
-    assert model.weights.shape == (len(model.config.bucket_edges) + 2, len(COMPONENTS))
+    # a component no bucket weighs is dropped: neither refitted nor saved
+    dropped = model.validation.get("dropped", [])
+    assert list(model.components) == [name for name in COMPONENTS if name not in dropped]
+    assert set(model.validation["single_ndcg@10"]) == set(COMPONENTS)
+    assert model.weights.shape == (len(model.config.bucket_edges) + 2, len(model.components))
+    assert model.weights.any(axis=0).all()
     cold = weight_of(model, 0)
     assert cold == {"ease": 0.0, "itemknn": 0.0, "content": 0.5, "popularity": 1.0}
     for bucket in range(1, model.weights.shape[0]):
@@ -177,12 +183,14 @@ def test_explain_gives_at_most_three_reasons(model: HybridRecommender, data: Int
 def test_save_load_round_trip(model: HybridRecommender, tmp_path: Path) -> None:
     directory = tmp_path / "hybrid"
     manifest = model.save(directory)
-    assert manifest["components"] == list(COMPONENTS)
+    kept = list(model.components)
+    assert manifest["components"] == kept
     for name in COMPONENTS:
-        assert (directory / "components" / name / "manifest.json").is_file(), name
+        saved = (directory / "components" / name / "manifest.json").is_file()
+        assert saved == (name in kept), name  # a dropped component is not saved
     loaded = registry.load("hybrid", directory)
     assert isinstance(loaded, HybridRecommender)
-    assert list(loaded.components) == list(COMPONENTS)
+    assert list(loaded.components) == kept
     np.testing.assert_array_equal(loaded.weights, model.weights)
     assert loaded.config == model.config
     assert loaded.validation == json.loads(json.dumps(model.validation))
@@ -208,8 +216,11 @@ def test_without_ease_the_l2_search_is_skipped(data: Interactions) -> None:
     # popularity is always there for the cold start
     assert list(model.components) == ["itemknn", "popularity"]
     assert "ease" not in model.validation
-    assert weight_of(model, 0) == {"itemknn": 0.0, "popularity": 1.0}
-    assert weight_of(model, 1)["itemknn"] > 0
+    assert dict(zip(model.components, model.weights[0].tolist(), strict=True)) == {
+        "itemknn": 0.0,
+        "popularity": 1.0,
+    }
+    assert model.weights[1, 0] > 0
 
 
 def test_two_components_citing_the_same_book_make_one_reason(model: HybridRecommender) -> None:

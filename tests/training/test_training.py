@@ -6,6 +6,7 @@ Runs on SQLite and PostgreSQL (the `engine` fixture).
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,11 @@ def test_train_hybrid_registers_a_complete_active_version(
     assert artifacts == {"model", "popular", "trending", "lists"}
     for relative, digest in stored.checksums.items():
         assert sha256_of(version.path / relative) == digest, relative
+    loaded_manifest = json.loads((version.path / "model" / "manifest.json").read_text())
+    dropped = set(loaded_manifest["validation"].get("dropped", []))
     for component in FAST_HYBRID["components"]:
-        assert (version.path / "model" / "components" / component / "manifest.json").is_file()
+        saved = (version.path / "model" / "components" / component / "manifest.json").is_file()
+        assert saved != (component in dropped), component  # weighing nothing: not saved
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".staging")]
 
     loaded = load_version(registry.get(version.number))

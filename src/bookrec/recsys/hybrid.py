@@ -5,7 +5,8 @@ summed with the weights of the reader's history-length bucket. The weights are l
 set by hand: `fit` holds out part of every reader's ratings as a validation split, fits the
 components on the rest, and searches each bucket's weights (coordinate ascent over a small
 grid) to maximise NDCG@10 on the held-out ratings; the components are then refitted on
-everything. A reader with no history gets the cold-start blend (popularity + content).
+everything, except any whose weight is zero in every bucket: it is dropped (not refitted,
+not saved). A reader with no history gets the cold-start blend (popularity + content).
 """
 
 from __future__ import annotations
@@ -119,7 +120,21 @@ class HybridRecommender(ScoringRecommender):
         self.catalog = catalog
         self.components = components
         self.weights = self._learn_weights(train, valid, catalog)
+        self._drop_unweighted()
         return self.refit(interactions, catalog)
+
+    def _drop_unweighted(self) -> None:
+        """Components that weigh nothing in any bucket (cold start included) add nothing to a
+        score: they are neither refitted nor saved. The validation report keeps their
+        single scores and names them under `dropped`."""
+        used = np.asarray(self.weights.any(axis=0), dtype=bool)
+        names = list(self.components)
+        dropped = [name for name, keep in zip(names, used.tolist(), strict=True) if not keep]
+        if not dropped:
+            return
+        self.components = {name: self.components[name] for name in names if name not in dropped}
+        self.weights = np.ascontiguousarray(self.weights[:, used])
+        self.validation = {**self.validation, "dropped": dropped}
 
     def refit(self, interactions: Interactions, catalog: Catalog) -> HybridRecommender:
         """Refit every component on `interactions`; the blend weights and EASE's chosen
