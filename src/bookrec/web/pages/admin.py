@@ -212,7 +212,14 @@ def jobs_page(
 ) -> Response:
     state = state_of(request)
     jobs.reap(state.engine, state.settings.job_lease_seconds)
-    with unit_of_work(state.sessions) as session:
+    return _jobs_page(request, page, FormErrors(), _notice(notice))
+
+
+def _jobs_page(
+    request: Request, page: int, errors: FormErrors, notice: str | None, status_code: int = 200
+) -> Response:
+    """The jobs page: the start form (with its errors) above a page of the job history."""
+    with unit_of_work(state_of(request).sessions) as session:
         rows, total = job_rows.page(session, (page - 1) * PAGE_SIZE, PAGE_SIZE, None)
         listed = [JobOut.model_validate(row) for row in rows]
     return render(
@@ -222,9 +229,10 @@ def jobs_page(
             "jobs": listed,
             "paging": Paging(page, PAGE_SIZE, total),
             "algorithms": _algorithms(),
-            "errors": FormErrors(),
-            "notice": _notice(notice),
+            "errors": errors,
+            "notice": notice,
         },
+        status_code=status_code,
     )
 
 
@@ -247,21 +255,8 @@ def start_training(
             origin=origin_of(request),
         )
     except BookrecError as exc:
-        with unit_of_work(state.sessions) as session:
-            rows, total = job_rows.page(session, 0, PAGE_SIZE, None)
-            listed = [JobOut.model_validate(row) for row in rows]
-        return render(
-            request,
-            "admin/jobs.html",
-            {
-                "jobs": listed,
-                "paging": Paging(1, PAGE_SIZE, total),
-                "algorithms": _algorithms(),
-                "errors": FormErrors.of(exc, "algo"),
-                "notice": None,
-            },
-            status_code=400 if exc.status == 422 else exc.status,
-        )
+        status = 400 if exc.status == 422 else exc.status
+        return _jobs_page(request, 1, FormErrors.of(exc, "algo"), None, status)
     return redirect(request, f"/admin/jobs/{job.job_id}", notice="training")
 
 
@@ -371,6 +366,17 @@ def create_experiment(
 def experiment_page(
     request: Request, viewer: AdminViewer, experiment_id: int, notice: Notice = None
 ) -> Response:
+    return _experiment_page(request, experiment_id, _notice(notice), None)
+
+
+def _experiment_page(
+    request: Request,
+    experiment_id: int,
+    notice: str | None,
+    error: str | None,
+    status_code: int = 200,
+) -> Response:
+    """One experiment: its variants, the actions its status allows, and its results."""
     state = state_of(request)
     with unit_of_work(state.sessions) as session:
         experiment = experiments.get(session, experiment_id)
@@ -380,7 +386,8 @@ def experiment_page(
     return render(
         request,
         "admin/experiment.html",
-        {"experiment": out, "results": results, "notice": _notice(notice), "error": None},
+        {"experiment": out, "results": results, "notice": notice, "error": error},
+        status_code=status_code,
     )
 
 
@@ -452,19 +459,8 @@ def change_experiment(
                 raise InvalidInput(f"unknown action {action!r}", field="action")
             after_commit(session, state.serving.refresher.announce_change)
     except BookrecError as exc:
-        with unit_of_work(state.sessions) as session:
-            experiment = experiments.get(session, experiment_id)
-            analysis = experiments.results(
-                session, experiment, state.settings.experiment_min_readers
-            )
-            out = ExperimentOut.model_validate(experiment)
-            results = experiments.report(analysis)
-        return render(
-            request,
-            "admin/experiment.html",
-            {"experiment": out, "results": results, "notice": None, "error": exc.detail},
-            status_code=400 if exc.status == 422 else exc.status,
-        )
+        status = 400 if exc.status == 422 else exc.status
+        return _experiment_page(request, experiment_id, None, exc.detail, status)
     notices = {
         "start": "experiment-started",
         "stop": "experiment-stopped",
