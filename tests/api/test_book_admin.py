@@ -204,6 +204,18 @@ def most_popular_book(client: TestClient) -> dict[str, object]:
     return book
 
 
+def a_fan_of_the_most_popular_book(
+    client: TestClient, engine: Engine, loaded: Settings
+) -> tuple[dict[str, object], int, dict[str, str]]:
+    """The most popular book, its id, and the headers of a new reader who rated it 5★."""
+    popular = most_popular_book(client)
+    popular_id = int(popular["book_id"])  # type: ignore[call-overload]
+    reader = signed_in(client, engine, loaded, "fan@example.org")
+    rated = client.put(f"{API}/me/ratings/{popular_id}", json={"rating": 5}, headers=reader)
+    assert rated.is_success, rated.text
+    return popular, popular_id, reader
+
+
 def like_of(book: dict[str, object]) -> dict[str, object]:
     """A new book by the same authors with the same tags as `book`."""
     return {
@@ -233,12 +245,7 @@ def test_a_new_book_joins_other_books_similar_lists_and_readers_lists(
     engine: Engine,
     loaded: Settings,
 ) -> None:
-    popular = most_popular_book(client)
-    popular_id = int(popular["book_id"])  # type: ignore[call-overload]
-    reader = signed_in(client, engine, loaded, "fan@example.org")
-    assert client.put(
-        f"{API}/me/ratings/{popular_id}", json={"rating": 5}, headers=reader
-    ).is_success
+    popular, popular_id, reader = a_fan_of_the_most_popular_book(client, engine, loaded)
     mine = {"k": 10, "explain": "true"}
     before = client.get(f"{API}/recommendations/me", params=mine, headers=reader)
     # the other worker has its cards and lists before the book exists
@@ -298,12 +305,7 @@ def test_a_deleted_book_leaves_similar_lists_personal_lists_caches_and_search_at
     engine: Engine,
     loaded: Settings,
 ) -> None:
-    popular = most_popular_book(client)
-    popular_id = int(popular["book_id"])  # type: ignore[call-overload]
-    reader = signed_in(client, engine, loaded, "fan@example.org")
-    assert client.put(
-        f"{API}/me/ratings/{popular_id}", json={"rating": 5}, headers=reader
-    ).is_success
+    popular, popular_id, reader = a_fan_of_the_most_popular_book(client, engine, loaded)
     new_id = client.post(f"{API}/books", json=like_of(popular), headers=admin).json()["book_id"]
     plain, explained = {"k": 10}, {"k": 10, "explain": "true"}
     listed = client.get(f"{API}/recommendations/me", params=plain, headers=reader)
