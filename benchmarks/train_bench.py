@@ -229,7 +229,7 @@ class Bench:
         argv = [self.bookrec, "train", *(["--algo", algo] if algo else []), *(extra or [])]
         measured, load = self._measure([*argv, "--json"])
         report = measured.json_report()
-        timings = {key: float(value) for key, value in report["timings_s"].items()}
+        timings = {key: float(value) for key, value in report["timings"].items()}
         return {
             "argv": list(measured.argv),
             "algo": report.get("algo"),
