@@ -80,14 +80,20 @@ def test_a_spark_job_posted_to_the_api_trains_a_version_the_server_serves(
     assert recorded["source"] == ("jdbc" if postgres else "parquet")
     assert version["metrics"]["ndcg@10"] > 0
 
-    # the artifacts are an ordinary ALS version's: the server loads, explains and serves them
-    listing = client.get(
-        "/api/v1/recommendations/users/1",
-        params={"k": 5, "explain": True},
-        headers=admin_headers,
-    )
-    assert listing.status_code == 200, listing.text
-    body = listing.json()
+    # the artifacts are an ordinary ALS version's: the server loads, explains and serves them,
+    # switching at its next poll of the active version (every BOOKREC_MODEL_POLL_SECONDS)
+    deadline = time.monotonic() + loaded.model_poll_seconds + 10
+    while True:
+        listing = client.get(
+            "/api/v1/recommendations/users/1",
+            params={"k": 5, "explain": True},
+            headers=admin_headers,
+        )
+        assert listing.status_code == 200, listing.text
+        body = listing.json()
+        if body["model_version"] == number or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert body["model_version"] == number and len(body["items"]) == 5
     assert any(item["reasons"] for item in body["items"])
 
