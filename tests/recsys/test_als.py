@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares  # type: ignore[import-untyped]
 
-from bookrec.recsys.als import AlsConfig, AlsRecommender
+from bookrec.recsys.als import REFIT_ITERATIONS, AlsConfig, AlsRecommender
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
 
 # books 101-105 form cluster A, 106-110 cluster B; 111 and 112 are in the catalog, never rated
@@ -158,6 +159,63 @@ def test_fitting_is_deterministic() -> None:
     np.testing.assert_array_equal(first.item_factors, second.item_factors)
     other = AlsRecommender(small().model_copy(update={"seed": 2})).fit(clustered(), catalog())
     assert not np.array_equal(first.item_factors, other.item_factors)
+
+
+def _objective(model: AlsRecommender, interactions: Interactions) -> float:
+    """ALS's weighted least-squares objective over every (reader, book) pair, in numpy."""
+    assert model.user_factors is not None and model.user_ids is not None
+    np.testing.assert_array_equal(model.user_ids, interactions.users.ids)
+    ratings = sp.csr_matrix(
+        (
+            interactions.rating.astype(np.float32),
+            (interactions.user_index, interactions.item_index),
+        ),
+        shape=(len(interactions.users), len(interactions.items)),
+    )
+    confidence = model.confidence(ratings).toarray()
+    preference = (confidence > 0).astype(np.float32)
+    users, items = model.user_factors, model.item_factors
+    error = (1 + confidence) * (preference - users @ items.T) ** 2
+    penalty = model.config.regularization * ((users**2).sum() + (items**2).sum())
+    return float(error.sum() + penalty)
+
+
+@pytest.mark.parametrize("weighting", ["binary", "bm25"])
+def test_a_refit_from_nearly_the_same_ratings_converges_in_a_few_iterations(
+    weighting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training's refit on every rating after the gate's fit: from the gate fit's factors,
+    REFIT_ITERATIONS alternations reach a fresh fit's objective (a fresh fit that short
+    does not), and readers the first fit never saw get factors too."""
+    full = low_rank(users=320)
+    rng = np.random.default_rng(3)
+    kept = (full.user_index < 300) & (rng.random(len(full.rating)) > 0.1)
+    part = Interactions.from_ids(
+        full.users.ids[full.user_index[kept]],
+        full.items.ids[full.item_index[kept]],
+        full.rating[kept],
+        items=full.items,
+    )
+    books = Catalog.empty(full.items)
+    config = AlsConfig(factors=16, weighting=weighting)
+
+    fresh = _objective(AlsRecommender(config).fit(full, books), full)
+    first = AlsRecommender(config).fit(part, books)
+    iterations = []
+    fit = AlternatingLeastSquares.fit
+
+    def counted(model: AlternatingLeastSquares, *args: object, **kwargs: object) -> object:
+        iterations.append(model.iterations)
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(AlternatingLeastSquares, "fit", counted)
+    refitted = _objective(first.refit(full, books), full)
+    assert iterations == [REFIT_ITERATIONS] < [config.iterations]
+    short = AlsConfig(factors=16, weighting=weighting, iterations=REFIT_ITERATIONS)
+    cold_short = _objective(AlsRecommender(short).fit(full, books), full)
+
+    assert refitted <= 1.01 * fresh
+    assert cold_short > 1.05 * fresh
 
 
 def test_explain_names_the_closest_rated_books(clustered_model: AlsRecommender) -> None:

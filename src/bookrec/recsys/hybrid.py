@@ -137,10 +137,11 @@ class HybridRecommender(ScoringRecommender):
         self.validation = {**self.validation, "dropped": dropped}
 
     def refit(self, interactions: Interactions, catalog: Catalog) -> HybridRecommender:
-        """Refit every component on `interactions`; the blend weights and EASE's chosen
-        params stay (training fits once on the gate's split, then refits on everything)."""
+        """Refit every component on `interactions` (ALS from its own factors); the blend
+        weights and EASE's chosen params stay (training fits once on the gate's split, then
+        refits on everything)."""
         for model in self.components.values():
-            model.fit(interactions, catalog)
+            model.refit(interactions, catalog)
         self.catalog = catalog
         return self
 

@@ -73,7 +73,8 @@ def train(
 
     The gate's candidate is fitted on the gate's train part (everything but ~20 % of the
     ratings of a sample of readers) and scored on the held-out part; then the model that is
-    saved and served is fitted again on all the ratings (the gate costs one extra fit). It
+    saved and served is fitted again on all the ratings (the gate costs one extra fit; ALS
+    starts it from the gate fit's factors, so it costs a few iterations, not a fit). It
     becomes active when `activate` and the gate passes (or `force`). A rejected candidate
     stays registered with its decision. Every version also carries all-time and trending
     popularity (the popular and trending lists and the cold-start fallback). Without
