@@ -84,9 +84,14 @@ def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
     above = scores > kth
     tied = scores == kth
-    # of the items tied with the k-th score, keep the lowest indices that still fit
-    room = k - above.sum(axis=1, keepdims=True)
-    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    chosen = above | tied
+    # rows with more items tied with the k-th score than places left keep the lowest indices
+    # that still fit (rare among float scores, so only those rows pay for the running count)
+    room = k - above.sum(axis=1)
+    crowded = np.flatnonzero(tied.sum(axis=1) > room)
+    if len(crowded):
+        ties = tied[crowded]
+        chosen[crowded] = above[crowded] | (ties & (np.cumsum(ties, axis=1) <= room[crowded, None]))
     _, columns = np.nonzero(chosen)
     picked = columns.reshape(n, k)
     values = np.take_along_axis(scores, picked, axis=1)
