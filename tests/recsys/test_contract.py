@@ -267,13 +267,15 @@ def test_recommend_batch_equals_one_at_a_time(model: ScoringRecommender) -> None
     histories = list(HISTORIES.values())
     excludes = [EXCLUDE if i % 2 else np.zeros(0, np.int64) for i in range(len(histories))]
     exclude_rows = history_rows([ReaderHistory(e, np.ones(len(e), np.float32)) for e in excludes])
-    for k in (1, 6):
-        indices, scores = model.recommend_batch(history_rows(histories), k, exclude=exclude_rows)
+    for k, chunk in ((1, 2048), (6, 2048), (6, 2)):  # chunk 2: blocks ranked on threads
+        indices, scores = model.recommend_batch(
+            history_rows(histories), k, exclude=exclude_rows, chunk=chunk
+        )
         assert indices.shape == scores.shape == (len(histories), k)
         for row, (history, exclude) in enumerate(zip(histories, excludes, strict=True)):
             single = model.recommend(history, k, exclude=exclude)
             batch = [int(CATALOG.items.ids[i]) for i in indices[row] if i >= 0]
-            assert_same_list(batch, scores[row], single, f"k={k} row {row}")
+            assert_same_list(batch, scores[row], single, f"k={k} chunk={chunk} row {row}")
 
 
 def test_recommend_batch_equals_one_at_a_time_beyond_the_rated_books(
