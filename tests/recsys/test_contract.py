@@ -263,6 +263,17 @@ def assert_same_list(
     )
 
 
+def test_a_whole_list_is_explained_as_each_book_alone(model: ScoringRecommender) -> None:
+    """`explain_many` (a served list's reasons in one pass) says what `explain` says of each
+    book, in order; a book outside the catalog gets no reason."""
+    for name, history in HISTORIES.items():
+        books = [int(b) for b in CATALOG.items.ids] + [999_999]
+        assert model.explain_many(history, books) == [
+            model.explain(history, book) for book in books
+        ], name
+    assert model.explain_many(HISTORIES["dragon"], []) == []
+
+
 def test_recommend_batch_equals_one_at_a_time(model: ScoringRecommender) -> None:
     histories = list(HISTORIES.values())
     excludes = [EXCLUDE if i % 2 else np.zeros(0, np.int64) for i in range(len(histories))]

@@ -228,8 +228,8 @@ def test_two_components_citing_the_same_book_make_one_reason(model: HybridRecomm
         def __init__(self, *reasons: str) -> None:
             self.reasons = list(reasons)
 
-        def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
-            return self.reasons
+        def explain_many(self, history: ReaderHistory, book_ids: list[int]) -> list[list[str]]:
+            return [self.reasons for _ in book_ids]
 
     names = list(model.components)[:2]
     kept = dict(model.components)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ class Recommender(Protocol):
     ) -> list[Recommendation]: ...
 
     def explain(self, history: ReaderHistory, book_id: int) -> list[str]: ...
+
+    def explain_many(self, history: ReaderHistory, book_ids: Sequence[int]) -> list[list[str]]: ...
 
     def save(self, directory: Path) -> dict[str, Any]: ...
 
@@ -150,6 +153,12 @@ class ScoringRecommender:
     def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
         """Short human sentences saying why `book_id` suits this history."""
         raise NotImplementedError
+
+    def explain_many(self, history: ReaderHistory, book_ids: Sequence[int]) -> list[list[str]]:
+        """`explain` for each of `book_ids` (a whole list's reasons); models whose reasons
+        share work across books (the history's weights, one gather of their columns) do it
+        once."""
+        return [self.explain(history, book_id) for book_id in book_ids]
 
     def save(self, directory: Path) -> dict[str, Any]:
         """Write the model as an artifact; returns its manifest."""

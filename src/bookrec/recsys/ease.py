@@ -33,7 +33,7 @@ The helpers at the end (the interaction matrix in catalog space, history weighti
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -135,17 +135,29 @@ class EaseRecommender(ScoringRecommender):
 
     def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
         """The (up to) three history books adding most to the book's score, x_j · B[j, book]."""
+        return self.explain_many(history, [book_id])[0]
+
+    def explain_many(self, history: ReaderHistory, book_ids: Sequence[int]) -> list[list[str]]:
+        """`explain` for several books: the history's weights once, one gather of B."""
         catalog = self.require_catalog()
-        target = int(catalog.items.index([book_id])[0])
-        if target < 0:
-            return []
+        targets = catalog.items.index(np.asarray(book_ids, dtype=np.int64))
+        known = targets[targets >= 0]
         index, ratings, weights = history_weights(
             catalog, history, self.config.weighting, self.config.min_rating
         )
-        contributions = weights * np.asarray(self.weights[index, target], dtype=np.float64)
+        # contributions[j, t] = x_j · B[j, t] for history book j and target t
+        contributions = weights[:, None] * np.asarray(
+            self.weights[np.ix_(index, known)], dtype=np.float64
+        )
         if self.row_scale is not None:
-            contributions *= self.row_scale[index]
-        return because(catalog, index, ratings, contributions, target)
+            contributions *= self.row_scale[index, None]
+        column = np.cumsum(targets >= 0) - 1  # each known target's column in `contributions`
+        return [
+            because(catalog, index, ratings, contributions[:, column[i]], int(target))
+            if target >= 0
+            else []
+            for i, target in enumerate(targets)
+        ]
 
     def save(self, directory: Path) -> dict[str, Any]:
         catalog = self.require_catalog()

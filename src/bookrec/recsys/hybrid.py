@@ -12,6 +12,7 @@ not saved). A reader with no history gets the cold-start blend (popularity + con
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -87,6 +88,20 @@ def _ndcg_at_10(scores: np.ndarray, relevant: sp.csr_matrix, seen: sp.csr_matrix
     counts = np.minimum(np.diff(relevant.indptr), 10)
     ideal = np.cumsum(discount)[np.maximum(counts - 1, 0)]
     return float(np.mean(np.where(counts > 0, dcg / ideal, 0.0)))
+
+
+def _merge_reasons(reasons: list[str], found: list[str]) -> None:
+    """Add a component's reasons to a book's: one citing the same books as a kept one
+    replaces it if it says more, a new one is appended."""
+    for reason in found:
+        cited = _cited_titles(reason)
+        same = next(
+            (i for i, kept in enumerate(reasons) if cited and _cited_titles(kept) == cited), None
+        )
+        if same is None and reason not in reasons:
+            reasons.append(reason)
+        elif same is not None and len(reason) > len(reasons[same]):
+            reasons[same] = reason
 
 
 class HybridRecommender(ScoringRecommender):
@@ -322,25 +337,27 @@ class HybridRecommender(ScoringRecommender):
         reasons of the other components, so every recommended book says why it is there. Two
         components citing the same books make one reason (the one that says more), not two.
         """
+        return self.explain_many(history, [book_id])[0]
+
+    def explain_many(self, history: ReaderHistory, book_ids: Sequence[int]) -> list[list[str]]:
+        """`explain` for a whole list: each component explains, in one call, the books that
+        still need its reasons."""
         bucket = int(self._bucket_of(np.asarray([len(history)]))[0])
-        order = np.argsort(-self.weights[bucket], kind="stable")
-        reasons: list[str] = []
-        for index in order:
-            if self.weights[bucket, index] <= 0 and reasons:
+        names = list(self.components)
+        reasons: list[list[str]] = [[] for _ in book_ids]
+        open_books = list(range(len(book_ids)))  # positions still taking reasons
+        for index in np.argsort(-self.weights[bucket], kind="stable"):
+            if self.weights[bucket, index] <= 0:  # weightless: only for books without a reason
+                open_books = [i for i in open_books if not reasons[i]]
+            if not open_books:
                 break
-            for reason in self.components[list(self.components)[index]].explain(history, book_id):
-                cited = _cited_titles(reason)
-                same = next(
-                    (i for i, kept in enumerate(reasons) if cited and _cited_titles(kept) == cited),
-                    None,
-                )
-                if same is None and reason not in reasons:
-                    reasons.append(reason)
-                elif same is not None and len(reason) > len(reasons[same]):
-                    reasons[same] = reason
-            if len(reasons) >= 3:
-                break
-        return reasons[:3]
+            explained = self.components[names[index]].explain_many(
+                history, [book_ids[i] for i in open_books]
+            )
+            for i, found in zip(open_books, explained, strict=True):
+                _merge_reasons(reasons[i], found)
+            open_books = [i for i in open_books if len(reasons[i]) < 3]
+        return [kept[:3] for kept in reasons]
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:

@@ -612,14 +612,19 @@ def describe(
     `reasons` are those of books the model does not know (added since its training): they
     are attached whether or not the list is explained, as they say why an unknown book is
     there at all."""
+    shown = [
+        (recommendation, card)
+        for recommendation in recommendations
+        if (card := cards.get(recommendation.book_id)) is not None  # None: deleted since
+    ]
+    given = reasons or {}
+    explained: dict[int, list[str]] = {}
+    if explain:
+        unexplained = [card.book_id for _, card in shown if card.book_id not in given]
+        explained = dict(zip(unexplained, model.explain_many(history, unexplained), strict=True))
     items = []
-    for recommendation in recommendations:
-        card = cards.get(recommendation.book_id)
-        if card is None:  # deleted since the model was trained
-            continue
-        why = None if reasons is None else reasons.get(card.book_id)
-        if why is None and explain:
-            why = model.explain(history, card.book_id)
+    for recommendation, card in shown:
+        why = given.get(card.book_id, explained.get(card.book_id))
         items.append(
             RecommendedBook(
                 book_id=card.book_id,
