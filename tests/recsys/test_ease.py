@@ -265,3 +265,21 @@ def test_int8_weights_are_the_float32_ones_quantised_and_score_alike() -> None:
     assert ids(small.recommend(ReaderHistory.of([(10, 5.0)]), 3)) == ids(
         exact.recommend(ReaderHistory.of([(10, 5.0)]), 3)
     )
+
+
+@pytest.mark.parametrize("readers", [1, 3, 64, 65, 300])
+def test_sparse_rows_times_int8_rows_equals_the_float_product(readers: int) -> None:
+    """Requests (≤ 64 rows: gathered GATHER_ROWS dense rows at a time into reused buffers)
+    and batches (block by block) both give rows @ dense in float32."""
+    rng = np.random.default_rng(readers)
+    dense = rng.integers(-127, 128, (150, 40)).astype(np.int8)
+    rows = sp.random(readers, 150, density=0.5, format="csr", dtype=np.float32, random_state=1)
+    assert len(np.unique(rows.indices)) > ease.GATHER_ROWS
+    expected = rows.toarray() @ dense.astype(np.float32)
+    for _ in range(2):  # the second call reuses this thread's buffers
+        got = ease.sparse_dense_product(rows, dense)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)
+    other = rng.integers(-127, 128, (150, 7)).astype(np.int8)  # another width: new buffers
+    np.testing.assert_allclose(
+        ease.sparse_dense_product(rows, other), rows.toarray() @ other.astype(np.float32), atol=1e-3
+    )

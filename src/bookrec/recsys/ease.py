@@ -33,6 +33,7 @@ The helpers at the end (the interaction matrix in catalog space, history weighti
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,14 +195,46 @@ def sparse_dense_product(rows: sp.csr_matrix, dense: np.ndarray, block: int = 10
     if dense.dtype == np.float32:
         return np.asarray(rows @ dense, dtype=np.float32)
     if rows.shape[0] <= 64:
-        used = np.unique(rows.indices)
-        return np.asarray(rows[:, used] @ np.asarray(dense[used], dtype=np.float32))
+        return _few_rows_product(rows, dense)
     out = np.zeros((rows.shape[0], dense.shape[1]), dtype=np.float32)
     columns = rows.tocsc()
     for start in range(0, dense.shape[0], block):
         part = columns[:, start : start + block]
         if part.nnz:
             out += part @ np.asarray(dense[start : start + block], dtype=np.float32)
+    return out
+
+
+#: dense rows gathered and converted at a time by `_few_rows_product`
+GATHER_ROWS = 32
+_scratch = threading.local()
+
+
+def _few_rows_product(rows: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
+    """rows @ dense for a request's few rows: only the dense rows their nonzeros name, GATHER_ROWS
+    at a time, gathered and converted into this thread's reused buffers.
+
+    Fresh arrays of that size (a history of 100 books is 4 MB as float32) are memory the
+    allocator maps and unmaps on every request, and the kernel faults in page by page: that
+    was ~800 page faults and ~2 ms of system time per scored request.
+    """
+    used = np.unique(rows.indices)
+    width = dense.shape[1]
+    buffers = getattr(_scratch, "buffers", None)
+    if buffers is None or buffers[0].shape[1] != width or buffers[0].dtype != dense.dtype:
+        buffers = (
+            np.empty((GATHER_ROWS, width), dtype=dense.dtype),
+            np.empty((GATHER_ROWS, width), dtype=np.float32),
+        )
+        _scratch.buffers = buffers
+    gathered, converted = buffers
+    out = np.zeros((rows.shape[0], width), dtype=np.float32)
+    weights = rows[:, used].tocsc()
+    for start in range(0, len(used), GATHER_ROWS):
+        block = used[start : start + GATHER_ROWS]
+        np.take(dense, block, axis=0, out=gathered[: len(block)])
+        np.copyto(converted[: len(block)], gathered[: len(block)], casting="unsafe")
+        out += weights[:, start : start + len(block)] @ converted[: len(block)]
     return out
 
 
