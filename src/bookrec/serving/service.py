@@ -422,8 +422,14 @@ class RecommendationService:
             else _new_book_reasons(added, model_catalog, cards, book_id, picks[: k + SLACK])
         )
         items = describe(
-            cards, loaded.model, picks, ReaderHistory.empty(), explain=False, reasons=reasons
-        )[:k]
+            cards,
+            loaded.model,
+            picks,
+            ReaderHistory.empty(),
+            explain=False,
+            reasons=reasons,
+            limit=k,
+        )
         if explain:  # the model's books: what each has in common with this one
             unexplained = [item.book_id for item in items if item.reasons is None]
             found = resemblances(model_catalog, book_id, unexplained)
@@ -606,8 +612,11 @@ def describe(
     history: ReaderHistory,
     explain: bool,
     reasons: Mapping[int, list[str]] | None = None,
+    limit: int | None = None,
 ) -> list[RecommendedBook]:
-    """Attach titles, authors and (optionally) reasons to a model's list, keeping its order.
+    """Attach titles, authors and (optionally) reasons to a model's list, keeping its order:
+    its first `limit` books that still exist (a list is asked for with slack for deleted ones;
+    only the books shown are explained).
 
     `reasons` are those of books the model does not know (added since its training): they
     are attached whether or not the list is explained, as they say why an unknown book is
@@ -616,7 +625,7 @@ def describe(
         (recommendation, card)
         for recommendation in recommendations
         if (card := cards.get(recommendation.book_id)) is not None  # None: deleted since
-    ]
+    ][:limit]
     given = reasons or {}
     explained: dict[int, list[str]] = {}
     if explain:
@@ -687,7 +696,7 @@ def build_list(
         reasons = {
             m.book_id: _taste_reasons(added, model.require_catalog(), cards, m) for m in matches
         }
-    items = describe(cards, model, picks, history, request.explain, reasons)[: request.k]
+    items = describe(cards, model, picks, history, request.explain, reasons, limit=request.k)
     return RecommendationList(strategy=request.strategy, model_version=loaded.number, items=items)
 
 
