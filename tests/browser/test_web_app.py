@@ -166,8 +166,11 @@ def test_an_admin_trains_activates_and_rolls_back(
         seen: list[float] = []
         deadline = time.monotonic() + 180
         status = page.locator("[data-field=status]")
-        while status.inner_text() != "succeeded" and time.monotonic() < deadline:
-            assert status.inner_text() in ("queued", "running"), status.inner_text()
+        while time.monotonic() < deadline:
+            shown = status.inner_text()  # read once: the job may finish between two reads
+            if shown == "succeeded":
+                break
+            assert shown in ("queued", "running"), shown
             seen.append(float(page.locator("#job-progress").get_attribute("value") or 0))
             page.wait_for_timeout(100)
         expect(status).to_have_text("succeeded")
