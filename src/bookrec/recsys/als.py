@@ -124,7 +124,7 @@ class AlsRecommender(ScoringRecommender):
         self.average_length = total / readers if total > 0 else 1.0
 
     # -- fitting -----------------------------------------------------------------------------
-    def _new_model(self, num_threads: int = 0) -> Any:
+    def _new_model(self, num_threads: int = 0, iterations: int | None = None) -> Any:
         cfg = self.config
         return AlternatingLeastSquares(
             num_threads=num_threads,
@@ -132,7 +132,7 @@ class AlsRecommender(ScoringRecommender):
             regularization=cfg.regularization,
             alpha=1.0,  # confidences are scaled here, so implicit makes no scaled copy
             dtype=np.float32,
-            iterations=cfg.iterations,
+            iterations=iterations or cfg.iterations,
             random_state=cfg.seed,
         )
 
@@ -187,13 +187,11 @@ class AlsRecommender(ScoringRecommender):
             self._fit_bm25(ratings)
         user_items = self.confidence(ratings)
         with _single_threaded_blas():
-            model = self._new_model()
-            if start is not None:
+            model = self._new_model(iterations=None if start is None else REFIT_ITERATIONS)
+            if start is not None:  # implicit's fit starts from factors already set
                 model.user_factors = np.array(start[0], dtype=np.float32, order="C")
                 model.item_factors = np.array(start[1], dtype=np.float32, order="C")
-                model.iterations = REFIT_ITERATIONS
             model.fit(user_items, show_progress=False)
-            model.iterations = self.config.iterations
         self._install(model, np.asarray(model.item_factors), catalog)
         self.user_factors = np.asarray(model.user_factors)
         self.user_ids = interactions.users.ids

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -13,12 +11,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from bookrec.recsys.data import Catalog, Filters, Interactions, ReaderHistory
+from bookrec.recsys.parallel import for_row_blocks
 
 #: The lowest rating a reason may cite ("because you rated X 4★"): a reason to read more
 #: is something the reader liked, never a mediocre rating. 0 marks a read without a rating.
 REASON_MIN_RATING = 4.0
-#: threads ranking blocks of readers at once in `recommend_batch` (each holds a block of scores)
-BATCH_THREADS = min(os.cpu_count() or 1, 4)
 
 
 def citable(ratings: np.ndarray) -> np.ndarray:
@@ -244,8 +241,7 @@ class ScoringRecommender:
         histories = histories.tocsr()
         exclude = exclude.tocsr() if exclude is not None else None
 
-        def rank(start: int) -> tuple[np.ndarray, np.ndarray]:
-            stop = min(start + chunk, n)
+        def rank(start: int, stop: int) -> None:
             scores = np.array(self.scores(histories[start:stop]), dtype=np.float32, copy=True)
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
@@ -255,16 +251,11 @@ class ScoringRecommender:
                 block = matrix[start:stop].tocoo()
                 scores[block.row, block.col] = -np.inf
             scores[np.isnan(scores)] = -np.inf
-            return top_k_rows(scores, min(k, scores.shape[1]))
+            take = min(k, scores.shape[1])
+            indices[start:stop, :take], values[start:stop, :take] = top_k_rows(scores, take)
 
-        # blocks are ranked on BATCH_THREADS threads: numpy's and BLAS's heavy parts release
-        # the GIL, and scoring is thread-safe already (a server's threads share one model)
-        starts = range(0, n, chunk)
-        with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(starts) or 1)) as pool:
-            for start, (best, best_scores) in zip(starts, pool.map(rank, starts), strict=True):
-                stop, take = start + len(best), best.shape[1]
-                indices[start:stop, :take] = best
-                values[start:stop, :take] = best_scores
+        # blocks on a few threads: scoring is thread-safe (a server's threads share one model)
+        for_row_blocks(n, chunk, rank)
         return indices, values
 
     def similar(self, book_id: int, k: int, filters: Filters | None = None) -> list[Recommendation]:

@@ -32,10 +32,8 @@ The helpers at the end (the interaction matrix in catalog space, history weighti
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -47,6 +45,7 @@ from scipy.linalg import lapack
 from bookrec.recsys.artifacts import ArtifactError, read_artifact, write_artifact
 from bookrec.recsys.base import ScoringRecommender, citable
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
+from bookrec.recsys.parallel import for_row_blocks
 
 Weighting = Literal["binary", "rating"]
 
@@ -336,25 +335,6 @@ def symmetrize_upper(array: np.ndarray) -> None:
         block = array[start:stop, start:stop]
         lower = np.tril_indices(stop - start, -1)
         block[lower] = block.T[lower]
-
-
-def for_row_blocks(n: int, block: int, work: Callable[[int, int], None]) -> None:
-    """Run work(start, stop) over row blocks of n on a few threads (scipy frees the GIL)."""
-    starts = range(0, n, block)
-    workers = min(worker_count(), len(starts))
-    if workers <= 1:
-        for start in starts:
-            work(start, min(start + block, n))
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(lambda start: work(start, min(start + block, n)), starts):
-            pass
-
-
-def worker_count() -> int:
-    affinity = getattr(os, "sched_getaffinity", None)
-    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
-    return max(1, min(cpus, 4))  # each worker holds a dense block x items slab
 
 
 # -- shared with item-kNN ------------------------------------------------------------------------

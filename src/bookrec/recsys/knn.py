@@ -33,12 +33,12 @@ from bookrec.recsys.ease import (
     GRAM_BLOCK,
     Weighting,
     because,
-    for_row_blocks,
     history_weights,
     interaction_matrix,
     matrix_counts,
     weigh,
 )
+from bookrec.recsys.parallel import for_row_blocks
 
 WHY = " and readers who liked it liked this"
 
