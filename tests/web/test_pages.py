@@ -59,6 +59,14 @@ def make_admin(engine: Engine, settings: Settings, email: str) -> None:
         accounts.register(session, auth, email, PASSWORD, role="admin")
 
 
+def signed_in_admin(client: TestClient, engine: Engine, settings: Settings, page: str) -> str:
+    """Sign `client` in as a new admin; the CSRF token of admin `page`, for its forms."""
+    email = f"admin-{page.strip('/').replace('/', '-')}@example.com"
+    make_admin(engine, settings, email)
+    log_in(client, email)
+    return csrf_of(client.get(page, headers=HTML).text)
+
+
 def ratings_count(engine: Engine) -> int:
     with Session(engine) as session:
         return int(session.scalar(select(func.count()).select_from(Rating)) or 0)
@@ -336,9 +344,7 @@ def test_account_exports_imports_a_goodreads_library_and_is_deleted_after_confir
 def test_an_admin_runs_an_experiment_and_follows_a_job_from_the_pages(
     client: TestClient, engine: Engine, loaded: Settings
 ) -> None:
-    make_admin(engine, loaded, "lab-admin@example.com")
-    log_in(client, "lab-admin@example.com")
-    token = csrf_of(client.get("/admin/experiments", headers=HTML).text)
+    token = signed_in_admin(client, engine, loaded, "/admin/experiments")
     response = client.post(
         "/admin/experiments",
         data={"csrf_token": token, "name": "lists", "control": "personal", "treatment": "v1"},
@@ -388,9 +394,7 @@ def test_an_admin_runs_an_experiment_and_follows_a_job_from_the_pages(
 def test_revoking_an_api_key_is_confirmed_first(
     client: TestClient, engine: Engine, loaded: Settings
 ) -> None:
-    make_admin(engine, loaded, "keys-admin@example.com")
-    log_in(client, "keys-admin@example.com")
-    token = csrf_of(client.get("/admin/api-keys", headers=HTML).text)
+    token = signed_in_admin(client, engine, loaded, "/admin/api-keys")
     created = client.post(
         "/admin/api-keys",
         data={"csrf_token": token, "name": "shop", "scopes": "recommendations:read"},
