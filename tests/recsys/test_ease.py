@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,8 @@ def test_liked_targets_match_a_ridge_regression_per_item(
 
 
 def test_liked_targets_from_ratings_and_the_fallback_without_any() -> None:
-    liked = EaseRecommender(EaseConfig(l2=1.0, precision="float32")).fit(interactions(), catalog())
+    config = EaseConfig(l2=1.0, precision="float32", unliked_weight=1.0)
+    liked = EaseRecommender(config).fit(interactions(), catalog())
     assert liked.counts["n_liked"] == 16
     x = interactions().matrix().toarray()
     x = np.hstack([x, np.zeros((x.shape[0], 1), np.float32)])
@@ -141,7 +143,33 @@ def test_liked_targets_from_ratings_and_the_fallback_without_any() -> None:
     fallback = EaseRecommender(EaseConfig(l2=1.0, precision="float32")).fit(unrated, catalog())
     plain = EaseRecommender(EaseConfig(l2=1.0, precision="float32", targets="all"))
     assert fallback.counts["n_liked"] == 0
+    # nothing liked: no rating counts less than another either
+    assert fallback.unliked_weight == 1.0
     np.testing.assert_allclose(fallback.weights, plain.fit(unrated, catalog()).weights)
+
+
+@pytest.mark.parametrize("targets", ["liked", "all"])
+def test_ratings_below_liked_count_less_as_inputs(targets: str) -> None:
+    """unliked_weight w: X holds 1 per liked rating and w per other; B is the ridge fit of the
+    targets from that X, and a history is weighted the same way when scored."""
+    config = EaseConfig(l2=1.0, precision="float32", unliked_weight=0.25, targets=targets)
+    model = EaseRecommender(config).fit(interactions(), catalog())
+    assert model.unliked_weight == 0.25
+    ratings = interactions().matrix().toarray()
+    ratings = np.hstack([ratings, np.zeros((ratings.shape[0], 1), np.float32)])
+    x = np.where(ratings >= 4, 1.0, np.where(ratings > 0, 0.25, 0.0))
+    y = (ratings >= 4).astype(np.float64) if targets == "liked" else x
+    np.testing.assert_allclose(model.weights, ridge_per_column(x, y, 1.0), atol=2e-5)
+
+    history = ReaderHistory.of([(10, 5.0), (50, 2.0)])  # Dune liked, Ulysses not
+    row = sp.csr_matrix(np.array([[5.0, 0, 0, 0, 2.0, 0]], dtype=np.float32))
+    np.testing.assert_allclose(
+        model.scores(row)[0], 1.0 * model.weights[0] + 0.25 * model.weights[4], rtol=1e-5
+    )
+    # a reason's weight is the same x_j · B[j, t]
+    contributions = {"Dune": 1.0 * model.weights[0, 1], "Ulysses": 0.25 * model.weights[4, 1]}
+    top = max((c, t) for t, c in contributions.items() if c > 0)[1]
+    assert model.explain(history, 20)[0].startswith(f'because you rated "{top}"')
 
 
 def test_a_co_read_book_comes_first_and_history_never_returns() -> None:
@@ -174,7 +202,7 @@ def test_similar_uses_the_item_weights() -> None:
 
 
 def test_explain_names_the_books_that_count() -> None:
-    model = EaseRecommender(EaseConfig(l2=1.0)).fit(interactions(), catalog())
+    model = EaseRecommender(EaseConfig(l2=1.0, unliked_weight=1.0)).fit(interactions(), catalog())
     history = ReaderHistory.of([(10, 5.0), (30, 4.5), (50, 4.0)])
     reasons = model.explain(history, 20)
     # B[Dune, Messiah] = 0.70, B[Emma, Messiah] = 0.01, B[Ulysses, Messiah] = -0.14
@@ -209,8 +237,10 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     manifest = model.save(tmp_path / "m")
     assert manifest["algo"] == "ease" and manifest["params"]["l2"] == 1.0
     assert manifest["n_interactions"] == 20 and "weights.npy" in manifest["files"]
+    assert manifest["unliked_weight_used"] == 0.5
     loaded = EaseRecommender.load(tmp_path / "m")
     assert isinstance(loaded.weights, np.memmap) and loaded.config == model.config
+    assert loaded.unliked_weight == 0.5
     np.testing.assert_array_equal(loaded.weights, model.weights)
     history = ReaderHistory.of([(10, 5.0), (30, 2.0)])
     for k, filters in ((6, None), (2, Filters(language="eng"))):
@@ -220,6 +250,20 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert loaded.similar(30, 3) == model.similar(30, 3)
     assert loaded.explain(history, 20) == model.explain(history, 20)
     assert loaded.catalog is not None and loaded.catalog.title_of(0) == "Dune"
+
+
+def test_a_version_saved_before_unliked_weight_loads_as_fitted(tmp_path: Path) -> None:
+    """Older manifests have neither the param nor the weight used: every rating counted 1."""
+    model = EaseRecommender(EaseConfig(l2=1.0, unliked_weight=1.0)).fit(interactions(), catalog())
+    model.save(tmp_path / "m")
+    manifest_path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["params"]["unliked_weight"], manifest["unliked_weight_used"]
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = EaseRecommender.load(tmp_path / "m")
+    assert loaded.config.unliked_weight == 1.0 and loaded.unliked_weight == 1.0
+    history = ReaderHistory.of([(10, 5.0), (50, 2.0)])
+    assert loaded.recommend(history, 4) == model.recommend(history, 4)
 
 
 def test_a_corrupt_artifact_is_refused(tmp_path: Path) -> None:

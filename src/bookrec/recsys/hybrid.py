@@ -7,6 +7,11 @@ components on the rest, and searches each bucket's weights (coordinate ascent ov
 grid) to maximise NDCG@10 on the held-out ratings; the components are then refitted on
 everything, except any whose weight is zero in every bucket: it is dropped (not refitted,
 not saved). A reader with no history gets the cold-start blend (popularity + content).
+
+EASE's regularisation is chosen on the same validation split (the value scoring best alone),
+and then whether ratings below the liked one count half as inputs (its default) or like the
+others: those two EASE variants are compared by the blend each makes, since the one weaker
+alone can add more beside ALS and the rest.
 """
 
 from __future__ import annotations
@@ -197,12 +202,38 @@ class HybridRecommender(ScoringRecommender):
         readers, train_rows = readers[keep], train_rows[keep]
         seen = seen_all[train_rows]
         relevant = relevant_all[readers]
-        if self._searches_ease_l2:
-            self._choose_ease_l2(train, catalog, seen, relevant)
+        # EASE variants are compared by the blend they make, not alone: the one that scores
+        # less alone may add more beside the others
+        variants = (
+            self._ease_variants(train, catalog, seen, relevant) if self._searches_ease_l2 else []
+        )
         names = list(self.components)
-        standardised = [_standardise(self._component_scores(name, seen)) for name in names]
+        fixed = {
+            name: _standardise(self._component_scores(name, seen))
+            for name in names
+            if not (variants and name == "ease")
+        }
         everyone = np.arange(seen.shape[0])
-        overall, overall_score, singles = self._search(standardised, relevant, seen, everyone)
+        best: tuple[float, Any, np.ndarray, list[float], list[np.ndarray]] | None = None
+        for variant in variants or [None]:
+            if variant is not None:
+                self.components["ease"] = variant
+            standardised = [
+                fixed[name] if name in fixed else _standardise(self._component_scores(name, seen))
+                for name in names
+            ]
+            found, score, singles = self._search(standardised, relevant, seen, everyone)
+            if variant is not None:
+                self.validation["ease"]["blends"].append(
+                    {**self._ease_params(variant), "blend_ndcg@10": score}
+                )
+            if best is None or score > best[0] * (1 + MIN_GAIN):
+                best = (score, variant, found, singles, standardised)
+        assert best is not None
+        overall_score, variant, overall, singles, standardised = best
+        if variant is not None:
+            self.components["ease"] = variant
+            self.validation["ease"]["chosen"] = self._ease_params(variant)
         buckets = self._bucket_of(np.diff(seen.indptr))
         n_buckets = len(self.config.bucket_edges) + 2
         weights = np.tile(overall, (n_buckets, 1)).astype(np.float32)
@@ -224,37 +255,38 @@ class HybridRecommender(ScoringRecommender):
         self.validation = {**self.validation, **report}
         return weights
 
-    def _choose_ease_l2(
+    def _ease_variants(
         self, train: Interactions, catalog: Catalog, seen: sp.csr_matrix, relevant: sp.csr_matrix
-    ) -> None:
-        """Pick EASE's regularisation on validation, then whether it predicts the liked
-        ratings or all of them (unless its params say); the refit on all data keeps both."""
+    ) -> list[Any]:
+        """EASE fitted for the blend search: the regularisation that scores best alone on
+        validation, and (unless its params say) the same with every rating counting alike as
+        an input; the blend search picks between them and the refit keeps the choice."""
         base = dict(self.config.components.get("ease", {}))
         tried: list[dict[str, Any]] = []
         best: tuple[float, Any] | None = None
 
-        def attempt(params: dict[str, Any]) -> None:
+        def attempt(params: dict[str, Any]) -> Any:
             nonlocal best
             model = components.build("ease", params)
             model.fit(train, catalog)
             score = _ndcg_at_10(np.asarray(model.scores(seen), np.float32), relevant, seen)
-            tried.append({"l2": model.config.l2, "targets": model.config.targets, "ndcg@10": score})
+            tried.append({**self._ease_params(model), "ndcg@10": score})
             if best is None or score > best[0]:
                 best = (score, model)  # the previous best (a 10k x 10k matrix) can go now
-            del model
+            return model
 
         for l2 in self.config.ease_l2_grid:
             attempt({**base, "l2": l2})
         assert best is not None
-        if "targets" not in base:
-            other = "all" if best[1].config.targets == "liked" else "liked"
-            attempt({**base, "l2": best[1].config.l2, "targets": other})
-        chosen = best[1]
-        self.components["ease"] = chosen
-        self.validation["ease"] = {
-            "chosen": {"l2": chosen.config.l2, "targets": chosen.config.targets},
-            "tried": tried,
-        }
+        variants = [best[1]]
+        if "unliked_weight" not in base and best[1].unliked_weight != 1.0:
+            variants.append(attempt({**base, "l2": best[1].config.l2, "unliked_weight": 1.0}))
+        self.validation["ease"] = {"tried": tried, "blends": []}
+        return variants
+
+    @staticmethod
+    def _ease_params(model: Any) -> dict[str, Any]:
+        return {"l2": model.config.l2, "unliked_weight": model.unliked_weight}
 
     def _default_weights(self, names: list[str], bucket: int) -> np.ndarray:
         """Cold start (no history): popularity, nudged by content once there is a profile."""
