@@ -8,10 +8,7 @@ grid) to maximise NDCG@10 on the held-out ratings; the components are then refit
 everything, except any whose weight is zero in every bucket: it is dropped (not refitted,
 not saved). A reader with no history gets the cold-start blend (popularity + content).
 
-EASE's regularisation is chosen on the same validation split (the value scoring best alone),
-and then whether ratings below the liked one count half as inputs (its default) or like the
-others: those two EASE variants are compared by the blend each makes, since the one weaker
-alone can add more beside ALS and the rest.
+EASE's regularisation is chosen on the same validation split (the value scoring best alone).
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +26,7 @@ from bookrec.recsys import components
 from bookrec.recsys.artifacts import read_artifact, read_manifest, write_artifact
 from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
+from bookrec.recsys.ease import EaseRecommender
 from bookrec.recsys.splits import random_holdout
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -202,38 +200,12 @@ class HybridRecommender(ScoringRecommender):
         readers, train_rows = readers[keep], train_rows[keep]
         seen = seen_all[train_rows]
         relevant = relevant_all[readers]
-        # EASE variants are compared by the blend they make, not alone: the one that scores
-        # less alone may add more beside the others
-        variants = (
-            self._ease_variants(train, catalog, seen, relevant) if self._searches_ease_l2 else []
-        )
+        if self._searches_ease_l2:
+            self._choose_ease_l2(train, catalog, seen, relevant)
         names = list(self.components)
-        fixed = {
-            name: _standardise(self._component_scores(name, seen))
-            for name in names
-            if not (variants and name == "ease")
-        }
+        standardised = [_standardise(self._component_scores(name, seen)) for name in names]
         everyone = np.arange(seen.shape[0])
-        best: tuple[float, Any, np.ndarray, list[float], list[np.ndarray]] | None = None
-        for variant in variants or [None]:
-            if variant is not None:
-                self.components["ease"] = variant
-            standardised = [
-                fixed[name] if name in fixed else _standardise(self._component_scores(name, seen))
-                for name in names
-            ]
-            found, score, singles = self._search(standardised, relevant, seen, everyone)
-            if variant is not None:
-                self.validation["ease"]["blends"].append(
-                    {**self._ease_params(variant), "blend_ndcg@10": score}
-                )
-            if best is None or score > best[0] * (1 + MIN_GAIN):
-                best = (score, variant, found, singles, standardised)
-        assert best is not None
-        overall_score, variant, overall, singles, standardised = best
-        if variant is not None:
-            self.components["ease"] = variant
-            self.validation["ease"]["chosen"] = self._ease_params(variant)
+        overall, overall_score, singles = self._search(standardised, relevant, seen, everyone)
         buckets = self._bucket_of(np.diff(seen.indptr))
         n_buckets = len(self.config.bucket_edges) + 2
         weights = np.tile(overall, (n_buckets, 1)).astype(np.float32)
@@ -255,38 +227,32 @@ class HybridRecommender(ScoringRecommender):
         self.validation = {**self.validation, **report}
         return weights
 
-    def _ease_variants(
+    def _choose_ease_l2(
         self, train: Interactions, catalog: Catalog, seen: sp.csr_matrix, relevant: sp.csr_matrix
-    ) -> list[Any]:
-        """EASE fitted for the blend search: the regularisation that scores best alone on
-        validation, and (unless its params say) the same with every rating counting alike as
-        an input; the blend search picks between them and the refit keeps the choice."""
+    ) -> None:
+        """Pick EASE's regularisation on validation; the refit on all data keeps it."""
         base = dict(self.config.components.get("ease", {}))
         tried: list[dict[str, Any]] = []
         best: tuple[float, Any] | None = None
-
-        def attempt(params: dict[str, Any]) -> Any:
-            nonlocal best
-            model = components.build("ease", params)
+        for l2 in self.config.ease_l2_grid:
+            model = cast(EaseRecommender, components.build("ease", {**base, "l2": l2}))
             model.fit(train, catalog)
             score = _ndcg_at_10(np.asarray(model.scores(seen), np.float32), relevant, seen)
-            tried.append({**self._ease_params(model), "ndcg@10": score})
+            # the weight as fitted: 1 when the data has no liked (or no other) rating
+            tried.append({"l2": l2, "unliked_weight": model.unliked_weight, "ndcg@10": score})
             if best is None or score > best[0]:
                 best = (score, model)  # the previous best (a 10k x 10k matrix) can go now
-            return model
-
-        for l2 in self.config.ease_l2_grid:
-            attempt({**base, "l2": l2})
+            del model
         assert best is not None
-        variants = [best[1]]
-        if "unliked_weight" not in base and best[1].unliked_weight != 1.0:
-            variants.append(attempt({**base, "l2": best[1].config.l2, "unliked_weight": 1.0}))
-        self.validation["ease"] = {"tried": tried, "blends": []}
-        return variants
-
-    @staticmethod
-    def _ease_params(model: Any) -> dict[str, Any]:
-        return {"l2": model.config.l2, "unliked_weight": model.unliked_weight}
+        chosen = best[1]
+        self.components["ease"] = chosen
+        self.validation["ease"] = {
+            "chosen": {
+                "l2": chosen.config.l2,
+                "unliked_weight": chosen.unliked_weight,
+            },
+            "tried": tried,
+        }
 
     def _default_weights(self, names: list[str], bucket: int) -> np.ndarray:
         """Cold start (no history): popularity, nudged by content once there is a profile."""
