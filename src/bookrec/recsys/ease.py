@@ -50,7 +50,7 @@ from scipy.linalg import lapack
 from bookrec.recsys.artifacts import ArtifactError, read_artifact, write_artifact
 from bookrec.recsys.base import ScoringRecommender, citable
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
-from bookrec.recsys.parallel import for_row_blocks
+from bookrec.recsys.parallel import for_row_blocks, worker_count
 
 Weighting = Literal["binary", "rating"]
 
@@ -329,15 +329,28 @@ def ease_weights(
 def _weights_for_targets(
     inverse: np.ndarray, matrix: sp.csr_matrix, targets: sp.csr_matrix
 ) -> np.ndarray:
-    """B = C − P diag(C_jj / P_jj) with C = P XᵀY, written column block by column block."""
+    """B = C − P diag(C_jj / P_jj) with C = P XᵀY, written column block by column block.
+
+    XᵀY's columns come from scipy's sparse product, which runs on one core: a chunk of
+    GRAM_BLOCK-column blocks is formed on the row-block threads at once, then multiplied by P
+    (BLAS, every core).
+    """
     n = inverse.shape[0]
     transposed = sp.csr_matrix(matrix.T, dtype=np.float32)
     targets = sp.csc_matrix(targets, dtype=np.float32)
     weights = np.empty((n, n), dtype=np.float32)
-    for start in range(0, n, GRAM_BLOCK):
-        stop = min(start + GRAM_BLOCK, n)
-        cross = (transposed @ targets[:, start:stop]).toarray()  # (XᵀY)[:, block], dense
-        np.matmul(inverse, cross, out=weights[:, start:stop])  # BLAS, every core
+    chunk = GRAM_BLOCK * worker_count()
+    # (XᵀY)[:, chunk], dense; Fortran order so each block's columns are one contiguous piece
+    cross = np.empty((n, min(chunk, n)), dtype=np.float32, order="F")
+    for first in range(0, n, chunk):
+        last = min(first + chunk, n)
+
+        def fill(start: int, stop: int, first: int = first) -> None:
+            part = transposed @ targets[:, first + start : first + stop]
+            sp.csr_matrix(part).toarray(out=cross[:, start:stop])
+
+        for_row_blocks(last - first, GRAM_BLOCK, fill)
+        np.matmul(inverse, cross[:, : last - first], out=weights[:, first:last])
     columns = np.arange(n)
     gamma = weights[columns, columns] / inverse[columns, columns]
     for start in range(0, n, SYMMETRIZE_BLOCK):  # no full-size float temporaries
