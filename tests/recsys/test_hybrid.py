@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bookrec.recsys import registry
+from bookrec.recsys import hybrid, registry
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
 from bookrec.recsys.hybrid import HybridConfig, HybridRecommender
 from bookrec.recsys.popularity import PopularityRecommender
@@ -110,13 +110,46 @@ def test_validation_report_has_single_scores_and_the_chosen_ease_l2(
     assert report["blend_ndcg@10"] >= best - 1e-9
     assert report["readers"] >= 300
     chosen, tried = report["ease"]["chosen"], report["ease"]["tried"]
-    # every l2, ratings below 4★ counting half as inputs (EASE's default)
-    assert [(t["l2"], t["unliked_weight"]) for t in tried] == [(l2, 0.5) for l2 in L2_GRID]
+    # the grid is climbed from its middle value, ratings below 4★ counting half as inputs
+    assert tried[0]["l2"] == L2_GRID[1] and {t["unliked_weight"] for t in tried} == {0.5}
     best = max(tried, key=lambda t: t["ndcg@10"])
     assert chosen == {"l2": best["l2"], "unliked_weight": 0.5}
     # the refit on everything keeps the chosen params
     assert model.components["ease"].config.l2 == chosen["l2"]
     assert model.components["ease"].unliked_weight == chosen["unliked_weight"]
+
+
+@pytest.mark.parametrize(
+    ("curve", "fitted", "chosen"),
+    [
+        ({1: 0.3, 2: 0.4, 3: 0.5, 4: 0.6, 5: 0.55}, [3, 2, 4, 5], 4),  # up, past the peak
+        ({1: 0.7, 2: 0.6, 3: 0.5, 4: 0.4, 5: 0.3}, [3, 2, 1], 1),  # down: up never tried
+        ({1: 0.3, 2: 0.4, 3: 0.5, 4: 0.4, 5: 0.3}, [3, 2, 4], 3),  # the middle wins
+    ],
+)
+def test_the_l2_grid_is_climbed_with_fewer_fits(
+    monkeypatch: pytest.MonkeyPatch,
+    data: Interactions,
+    curve: dict[float, float],
+    fitted: list[float],
+    chosen: float,
+) -> None:
+    """Validation NDCG as a function of λ (a stand-in for the real one): the search fits
+    the middle value, climbs towards the better neighbour and stops at the peak."""
+    built: list[float] = []
+    real_build = hybrid.components.build
+
+    def build(name: str, params: dict[str, object] | None) -> object:
+        if name == "ease" and params and "l2" in params:
+            built.append(float(params["l2"]))  # type: ignore[arg-type]
+        return real_build(name, params)
+
+    monkeypatch.setattr(hybrid.components, "build", build)
+    monkeypatch.setattr(hybrid, "_ndcg_at_10", lambda *_: curve[int(built[-1])] if built else 0.0)
+    model = HybridRecommender(config(ease_l2_grid=(5.0, 1.0, 3.0, 2.0, 4.0))).fit(data, catalog())
+    assert built == fitted
+    assert model.validation["ease"]["chosen"]["l2"] == chosen
+    assert model.components["ease"].config.l2 == chosen
 
 
 def test_learned_weights_favour_co_occurrence_and_cold_start_is_popularity(
