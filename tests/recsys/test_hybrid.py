@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bookrec.recsys import hybrid, registry
+from bookrec.recsys import components, hybrid, registry
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
 from bookrec.recsys.hybrid import HybridConfig, HybridRecommender
 from bookrec.recsys.popularity import PopularityRecommender
@@ -137,14 +137,14 @@ def test_the_l2_grid_is_climbed_with_fewer_fits(
     """Validation NDCG as a function of λ (a stand-in for the real one): the search fits
     the middle value, climbs towards the better neighbour and stops at the peak."""
     built: list[float] = []
-    real_build = hybrid.components.build
+    real_build = components.build
 
     def build(name: str, params: dict[str, object] | None) -> object:
         if name == "ease" and params and "l2" in params:
             built.append(float(params["l2"]))  # type: ignore[arg-type]
         return real_build(name, params)
 
-    monkeypatch.setattr(hybrid.components, "build", build)
+    monkeypatch.setattr(components, "build", build)
     monkeypatch.setattr(hybrid, "_ndcg_at_10", lambda *_: curve[int(built[-1])] if built else 0.0)
     model = HybridRecommender(config(ease_l2_grid=(5.0, 1.0, 3.0, 2.0, 4.0))).fit(data, catalog())
     assert built == fitted
