@@ -8,7 +8,8 @@ grid) to maximise NDCG@10 on the held-out ratings; the components are then refit
 everything, except any whose weight is zero in every bucket: it is dropped (not refitted,
 not saved). A reader with no history gets the cold-start blend (popularity + content).
 
-EASE's regularisation is chosen on the same validation split (the value scoring best alone).
+EASE's regularisation is chosen on the same validation split: the grid value scoring best
+alone, found by climbing the grid from its middle (`_choose_ease_l2`).
 """
 
 from __future__ import annotations
