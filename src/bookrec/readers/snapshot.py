@@ -2,7 +2,9 @@
 trains and is evaluated on.
 
 The model's user space is the internal `reader_id`: imported readers and API accounts alike.
-PostgreSQL streams with `COPY ... TO STDOUT`; SQLite is read in large `fetchmany` batches.
+PostgreSQL streams with `COPY ... TO STDOUT`; SQLite is read in large `fetchmany` batches, with
+reader, book and rating packed into one integer where the ids allow (Python's driver makes an
+object per value; one value a row instead of three halves the read).
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ def load_interactions(connection: Connection, items: IdMap) -> Interactions:
     if connection.dialect.name == "postgresql":
         columns = _copy_out(connection, query)
     else:
-        columns = _fetch_columns(connection, query)
+        columns = _fetch_sqlite_ratings(connection) or _fetch_columns(connection, query)
     keep = items.index(columns[1]) >= 0
-    readers, books, ratings, times = (column[keep] for column in columns)
+    if not keep.all():
+        columns = [column[keep] for column in columns]
+    readers, books, ratings, times = columns
     has_time = bool(len(times)) and bool((times >= 0).any())
     return Interactions.from_ids(
         readers, books, ratings.astype(np.float32), times if has_time else None, items=items
@@ -81,6 +85,43 @@ def _copy_out(connection: Connection, query: str) -> list[np.ndarray]:
     return [table.column(c).to_numpy() for c in "abcd"]
 
 
+RATING_BITS = 3  # ratings are 1..5 (a check constraint)
+
+
+def _fetch_sqlite_ratings(connection: Connection) -> list[np.ndarray] | None:
+    """(reader_id, book_id, rating, rated_at or -1) with the first three packed into one
+    integer a row, and the time only when some rating has one; None when the ids are too
+    wide to pack."""
+    bounds = connection.exec_driver_sql(
+        "SELECT (SELECT min(reader_id) FROM readers), (SELECT max(reader_id) FROM readers),"
+        " (SELECT min(book_id) FROM books), (SELECT max(book_id) FROM books)"
+    ).one()
+    if any(bound is None for bound in bounds):
+        return None
+    low_reader, high_reader, low_book, high_book = (int(bound) for bound in bounds)
+    book_bits = high_book.bit_length()
+    if min(low_reader, low_book) < 0 or high_reader.bit_length() + book_bits + RATING_BITS > 63:
+        return None
+    reader_shift = book_bits + RATING_BITS
+    packed = f"(reader_id << {reader_shift}) | (book_id << {RATING_BITS}) | rating"
+    timed = connection.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM ratings WHERE rated_at IS NOT NULL)"
+    ).scalar()
+    if timed:
+        keys, times = _fetch_columns(
+            connection, f"SELECT {packed}, coalesce(rated_at, -1) FROM ratings"
+        )
+    else:
+        (keys,) = _fetch_columns(connection, f"SELECT {packed} FROM ratings")
+        times = np.full(len(keys), -1, dtype=np.int64)
+    return [
+        keys >> reader_shift,
+        (keys >> RATING_BITS) & ((1 << book_bits) - 1),
+        keys & ((1 << RATING_BITS) - 1),
+        times,
+    ]
+
+
 def _fetch_columns(connection: Connection, query: str) -> list[np.ndarray]:
     """Rows of integers in large batches, straight from the driver (no Row objects)."""
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -95,6 +136,6 @@ def _fetch_columns(connection: Connection, query: str) -> list[np.ndarray]:
     finally:
         cursor.close()
     if not parts:
-        return [np.zeros(0, dtype=np.int64) for _ in range(4)]
+        return [np.zeros(0, dtype=np.int64) for _ in range(width)]
     stacked = np.concatenate(parts).reshape(-1, width)
     return [np.ascontiguousarray(stacked[:, i]) for i in range(width)]
