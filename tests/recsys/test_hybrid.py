@@ -4,6 +4,7 @@ popularity (+ content), and the whole blend round-trips through its artifact."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -133,9 +134,12 @@ def test_the_l2_grid_is_climbed_with_fewer_fits(
     curve: dict[float, float],
     fitted: list[float],
     chosen: float,
+    tmp_path: Path,
 ) -> None:
     """Validation NDCG as a function of λ (a stand-in for the real one): the search fits
-    the middle value, climbs towards the better neighbour and stops at the peak."""
+    the middle value, climbs towards the better neighbour and stops at the peak. The best
+    so far waits on disk and nothing is left there."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     built: list[float] = []
     real_build = components.build
 
@@ -150,6 +154,7 @@ def test_the_l2_grid_is_climbed_with_fewer_fits(
     assert built == fitted
     assert model.validation["ease"]["chosen"]["l2"] == chosen
     assert model.components["ease"].config.l2 == chosen
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_learned_weights_favour_co_occurrence_and_cold_start_is_popularity(
@@ -279,3 +284,25 @@ def test_two_components_citing_the_same_book_make_one_reason(model: HybridRecomm
         'because you liked "Emma", also by Jane Austen',
         'because you rated "Dune" 4★',
     ]
+
+
+def test_validation_ndcg_matches_a_row_by_row_count() -> None:
+    """Blocks of rows (more rows than a block) give each row's NDCG@10 as counted by hand:
+    seen items never ranked, binary gains, the ideal from min(relevant, 10)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(3)
+    rows, items = 2 * hybrid.NDCG_BLOCK_ROWS + 37, 60
+    scores = rng.normal(size=(rows, items)).astype(np.float32)
+    seen = sp.csr_matrix((rng.random((rows, items)) < 0.2).astype(np.float32))
+    relevant = sp.csr_matrix(((rng.random((rows, items)) < 0.15) & (seen.toarray() == 0)) * 1.0)
+    expected = []
+    for row in range(rows):
+        ranked = [i for i in np.argsort(-scores[row]) if not seen[row, i]][:10]
+        gains = [float(relevant[row, i] > 0) for i in ranked]
+        dcg = sum(g / np.log2(position + 2) for position, g in enumerate(gains))
+        wanted = min(int(relevant[row].sum()), 10)
+        ideal = sum(1 / np.log2(position + 2) for position in range(wanted))
+        expected.append(dcg / ideal if wanted else 0.0)
+    assert hybrid._ndcg_at_10(scores, relevant, seen) == pytest.approx(np.mean(expected))
+    assert np.isnan(hybrid._ndcg_at_10(scores[:0], relevant[:0], seen[:0]))

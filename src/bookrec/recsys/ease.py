@@ -55,6 +55,9 @@ from bookrec.recsys.parallel import for_row_blocks, worker_count
 Weighting = Literal["binary", "rating"]
 
 GRAM_BLOCK = 512  # gram / similarity rows computed per sparse product
+# rows of YᵀX per sparse product: nearly dense, so scipy's sparse result (8 bytes a value,
+# allocated for the upper bound first) is what a thread holds; smaller keeps the peak down
+CROSS_BLOCK = 256
 SYMMETRIZE_BLOCK = 1024  # rows copied per step when mirroring a triangle
 
 
@@ -123,7 +126,9 @@ class EaseRecommender(ScoringRecommender):
                 matrix * np.float32(self.unliked_weight)
                 + liked * np.float32(1.0 - self.unliked_weight)
             )
-        self.weights, self.row_scale = ease_weights(matrix, self.config.l2, targets), None
+        # a refit's old weights (100 MB at 10k books) are not kept while the new ones form
+        self.weights, self.row_scale = np.zeros((0, 0), dtype=np.float32), None
+        self.weights = ease_weights(matrix, self.config.l2, targets)
         if self.config.precision == "int8":
             # fitted and loaded models must score alike: quantise once, here
             self.weights, self.row_scale = quantise_rows(self.weights)
@@ -332,25 +337,26 @@ def _weights_for_targets(
     """B = C − P diag(C_jj / P_jj) with C = P XᵀY, written column block by column block.
 
     XᵀY's columns come from scipy's sparse product, which runs on one core: a chunk of
-    GRAM_BLOCK-column blocks is formed on the row-block threads at once, then multiplied by P
-    (BLAS, every core).
+    CROSS_BLOCK-column blocks is formed on the row-block threads at once, then multiplied by P
+    (BLAS, every core). Each block is formed as rows of (XᵀY)ᵀ = YᵀX, which scipy writes
+    straight into a C-ordered buffer (columns into a Fortran one went through a CSC copy of
+    each nearly dense block: 160 MB more at the training's peak).
     """
     n = inverse.shape[0]
-    transposed = sp.csr_matrix(matrix.T, dtype=np.float32)
-    targets = sp.csc_matrix(targets, dtype=np.float32)
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    targets_by_item = sp.csr_matrix(targets.T, dtype=np.float32)
     weights = np.empty((n, n), dtype=np.float32)
-    chunk = GRAM_BLOCK * worker_count()
-    # (XᵀY)[:, chunk], dense; Fortran order so each block's columns are one contiguous piece
-    cross = np.empty((n, min(chunk, n)), dtype=np.float32, order="F")
+    chunk = CROSS_BLOCK * worker_count()
+    cross = np.empty((min(chunk, n), n), dtype=np.float32)  # (XᵀY)ᵀ[chunk]
     for first in range(0, n, chunk):
         last = min(first + chunk, n)
 
         def fill(start: int, stop: int, first: int = first) -> None:
-            part = transposed @ targets[:, first + start : first + stop]
-            sp.csr_matrix(part).toarray(out=cross[:, start:stop])
+            part = targets_by_item[first + start : first + stop] @ matrix
+            sp.csr_matrix(part).toarray(out=cross[start:stop])
 
-        for_row_blocks(last - first, GRAM_BLOCK, fill)
-        np.matmul(inverse, cross[:, : last - first], out=weights[:, first:last])
+        for_row_blocks(last - first, CROSS_BLOCK, fill)
+        np.matmul(inverse, cross[: last - first].T, out=weights[:, first:last])
     columns = np.arange(n)
     gamma = weights[columns, columns] / inverse[columns, columns]
     for start in range(0, n, SYMMETRIZE_BLOCK):  # no full-size float temporaries

@@ -15,6 +15,8 @@ alone, found by climbing the grid from its middle (`_choose_ease_l2`).
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -34,6 +36,7 @@ WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 DEFAULT_COMPONENTS = ("ease", "itemknn", "als", "content", "popularity")
 MIN_GAIN = 0.003  # relative NDCG gain a weight change must bring on validation to be kept
 MIN_BUCKET_READERS = 200  # smaller buckets use the weights learned on all readers
+NDCG_BLOCK_ROWS = 512  # validation rows ranked at a time (memory: a block, not the matrix)
 
 
 def _default_components() -> dict[str, dict[str, Any]]:
@@ -79,19 +82,31 @@ def _standardise(scores: np.ndarray) -> np.ndarray:
 
 
 def _ndcg_at_10(scores: np.ndarray, relevant: sp.csr_matrix, seen: sp.csr_matrix) -> float:
-    """Mean NDCG@10 of score rows against relevant rows, never ranking seen items."""
-    scores = scores.copy()
-    coo = seen.tocoo()
-    scores[coo.row, coo.col] = -np.inf
-    top = np.argpartition(-scores, 9, axis=1)[:, :10]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    hits = np.asarray(relevant[np.arange(len(top))[:, None], top].todense()) > 0
+    """Mean NDCG@10 of score rows against relevant rows, never ranking seen items.
+
+    Ranked a block of rows at a time: the validation's score matrices are hundreds of MB,
+    and a copy of one plus its argpartition's int64 indices set the training's peak memory.
+    """
+    n = int(scores.shape[0])
+    if n == 0:
+        return float("nan")
     discount = 1.0 / np.log2(np.arange(2, 12))
-    dcg = (hits * discount).sum(axis=1)
-    counts = np.minimum(np.diff(relevant.indptr), 10)
-    ideal = np.cumsum(discount)[np.maximum(counts - 1, 0)]
-    return float(np.mean(np.where(counts > 0, dcg / ideal, 0.0)))
+    total = 0.0
+    for start in range(0, n, NDCG_BLOCK_ROWS):
+        stop = min(start + NDCG_BLOCK_ROWS, n)
+        block = np.array(scores[start:stop], copy=True)
+        coo = seen[start:stop].tocoo()
+        block[coo.row, coo.col] = -np.inf
+        top = np.argpartition(-block, 9, axis=1)[:, :10]
+        order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        wanted = relevant[start:stop]
+        hits = np.asarray(wanted[np.arange(len(top))[:, None], top].todense()) > 0
+        dcg = (hits * discount).sum(axis=1)
+        counts = np.minimum(np.diff(wanted.indptr), 10)
+        ideal = np.cumsum(discount)[np.maximum(counts - 1, 0)]
+        total += float(np.where(counts > 0, dcg / ideal, 0.0).sum())
+    return total / n
 
 
 def _merge_reasons(reasons: list[str], found: list[str]) -> None:
@@ -127,20 +142,25 @@ class HybridRecommender(ScoringRecommender):
         return {name: components.build(name, params) for name, params in names.items()}
 
     def fit(self, interactions: Interactions, catalog: Catalog) -> HybridRecommender:
+        self._learn_blend(interactions, catalog)
+        return self.refit(interactions, catalog)
+
+    def _learn_blend(self, interactions: Interactions, catalog: Catalog) -> None:
+        """Components fitted on a training part, weights learned on the validation part. A
+        method of its own so that the split and the dropped components are freed before
+        the refit on everything."""
         train, valid = random_holdout(
             interactions, fraction=self.config.validation_fraction, seed=self.config.seed
         )
-        components = self._build()
-        for name, model in components.items():
+        self.components = self._build()
+        for name, model in self.components.items():
             if name == "ease" and self._searches_ease_l2:
                 continue  # fitted once per candidate regularisation in _choose_ease_l2
             model.fit(train, catalog)
         self.validation = {}
         self.catalog = catalog
-        self.components = components
         self.weights = self._learn_weights(train, valid, catalog)
         self._drop_unweighted()
-        return self.refit(interactions, catalog)
 
     def _drop_unweighted(self) -> None:
         """Components that weigh nothing in any bucket (cold start included) add nothing to a
@@ -177,30 +197,7 @@ class HybridRecommender(ScoringRecommender):
     def _learn_weights(
         self, train: Interactions, valid: Interactions, catalog: Catalog
     ) -> np.ndarray:
-        items = catalog.items.index(train.items.ids[train.item_index])
-        n_items = len(catalog.items)
-        seen_all = sp.csr_matrix(
-            (train.rating, (train.user_index, items)), shape=(len(train.users), n_items)
-        )
-        valid_items = catalog.items.index(valid.items.ids[valid.item_index])
-        liked = valid.rating >= self.config.relevance_threshold
-        relevant_all = sp.csr_matrix(
-            (
-                np.ones(int(liked.sum()), np.float32),
-                (valid.users.index(valid.users.ids[valid.user_index[liked]]), valid_items[liked]),
-            ),
-            shape=(len(valid.users), n_items),
-        )
-        # rows of the validation readers in the training matrix
-        readers = np.flatnonzero(np.diff(relevant_all.indptr) > 0)
-        rng = np.random.default_rng(self.config.seed)
-        if len(readers) > self.config.validation_readers:
-            readers = np.sort(rng.choice(readers, self.config.validation_readers, replace=False))
-        train_rows = train.users.index(valid.users.ids[readers])
-        keep = train_rows >= 0
-        readers, train_rows = readers[keep], train_rows[keep]
-        seen = seen_all[train_rows]
-        relevant = relevant_all[readers]
+        seen, relevant = self._validation_rows(train, valid, catalog)
         if self._searches_ease_l2:
             self._choose_ease_l2(train, catalog, seen, relevant)
         names = list(self.components)
@@ -228,6 +225,35 @@ class HybridRecommender(ScoringRecommender):
         self.validation = {**self.validation, **report}
         return weights
 
+    def _validation_rows(
+        self, train: Interactions, valid: Interactions, catalog: Catalog
+    ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The sampled validation readers' training rows and liked held-out books, over the
+        catalog (a function of its own so that the whole-split matrices are freed before the
+        EASE fits)."""
+        items = catalog.items.index(train.items.ids[train.item_index])
+        n_items = len(catalog.items)
+        seen_all = sp.csr_matrix(
+            (train.rating, (train.user_index, items)), shape=(len(train.users), n_items)
+        )
+        valid_items = catalog.items.index(valid.items.ids[valid.item_index])
+        liked = valid.rating >= self.config.relevance_threshold
+        relevant_all = sp.csr_matrix(
+            (
+                np.ones(int(liked.sum()), np.float32),
+                (valid.users.index(valid.users.ids[valid.user_index[liked]]), valid_items[liked]),
+            ),
+            shape=(len(valid.users), n_items),
+        )
+        # rows of the validation readers in the training matrix
+        readers = np.flatnonzero(np.diff(relevant_all.indptr) > 0)
+        rng = np.random.default_rng(self.config.seed)
+        if len(readers) > self.config.validation_readers:
+            readers = np.sort(rng.choice(readers, self.config.validation_readers, replace=False))
+        train_rows = train.users.index(valid.users.ids[readers])
+        keep = train_rows >= 0
+        return seen_all[train_rows[keep]], relevant_all[readers[keep]]
+
     def _choose_ease_l2(
         self, train: Interactions, catalog: Catalog, seen: sp.csr_matrix, relevant: sp.csr_matrix
     ) -> None:
@@ -242,7 +268,8 @@ class HybridRecommender(ScoringRecommender):
         base = dict(self.config.components.get("ease", {}))
         grid = sorted(self.config.ease_l2_grid)
         tried: list[dict[str, Any]] = []
-        best: tuple[float, Any] | None = None
+        best: tuple[float, EaseRecommender] | None = None
+        spill = Path(tempfile.mkdtemp(prefix="bookrec-ease-"))
 
         def better(index: int) -> bool:
             """Fit and score grid[index]; keep it if it beats the best so far."""
@@ -256,17 +283,24 @@ class HybridRecommender(ScoringRecommender):
             )
             if best is not None and score <= best[0]:
                 return False
-            best = (score, model)  # the previous best (a 10k x 10k matrix) can go now
+            # The best so far waits on disk, memory-mapped (as a served model is), while the
+            # next value is fitted: its weights (100 MB at 10k books) are not resident beside
+            # the fit's two n x n arrays, the training's peak.
+            model.save(spill / str(index))
+            best = (score, EaseRecommender.load(spill / str(index)))
             return True
 
-        middle = len(grid) // 2
-        better(middle)
-        for step in (-1, 1):
-            index, moved = middle + step, False
-            while 0 <= index < len(grid) and better(index):
-                index, moved = index + step, True
-            if moved:
-                break
+        try:
+            middle = len(grid) // 2
+            better(middle)
+            for step in (-1, 1):
+                index, moved = middle + step, False
+                while 0 <= index < len(grid) and better(index):
+                    index, moved = index + step, True
+                if moved:
+                    break
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)  # a mapped file lives on until unmapped
         assert best is not None
         chosen = best[1]
         self.components["ease"] = chosen
@@ -299,8 +333,9 @@ class HybridRecommender(ScoringRecommender):
         A change is kept only if it raises validation NDCG@10 by MIN_GAIN (relative), so
         noise does not buy a component weight. Returns weights, their score, single scores.
         """
-        parts = [z[rows] for z in standardised]
-        relevant, seen = relevant[rows], seen[rows]
+        everyone = len(rows) == standardised[0].shape[0]  # rows are sorted and unique
+        parts = standardised if everyone else [z[rows] for z in standardised]
+        relevant, seen = (relevant, seen) if everyone else (relevant[rows], seen[rows])
 
         def score_of(candidate: np.ndarray) -> float:
             blend = np.zeros_like(parts[0])
