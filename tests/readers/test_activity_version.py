@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 
@@ -92,3 +93,16 @@ def test_imports_move_the_versions_of_readers_whose_rows_they_change(
     if engine.dialect.name == "postgresql":
         assert moved == {changed_user}  # exactly the readers whose rows changed
     assert changed_user in moved
+
+
+def test_every_readers_version_is_read_in_bulk(imported: Engine) -> None:
+    with unit_of_work(imported) as session:
+        connection = session.connection()
+        reader_ids, activity = repository.all_activity_versions(connection)
+        rows = session.execute(
+            select(Reader.reader_id, Reader.activity_version).order_by(Reader.reader_id)
+        ).all()
+        shelf_readers, shelf_books = repository.all_shelves(connection)
+    assert reader_ids.dtype == activity.dtype == np.int64
+    assert reader_ids.tolist() == [r for r, _ in rows] and activity.tolist() == [v for _, v in rows]
+    assert len(shelf_readers) == len(shelf_books)

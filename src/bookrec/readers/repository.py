@@ -7,6 +7,7 @@ know whether a list kept for them (cached, or precomputed at training) is still 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.engine import Row
 
 from bookrec.catalog.models import Book
 from bookrec.db.base import table_of
@@ -65,20 +67,27 @@ def reader_ids_by_external(connection: Connection, external_ids: Sequence[int]) 
 
 def all_shelves(connection: Connection) -> tuple[np.ndarray, np.ndarray]:
     """(reader_id, book_id) of every shelf entry, sorted by reader."""
-    rows = connection.execute(
-        select(ShelfItem.reader_id, ShelfItem.book_id).order_by(ShelfItem.reader_id)
-    ).all()
-    array = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
-    return array[:, 0], array[:, 1]
+    return _integer_pairs(
+        connection.execute(
+            select(ShelfItem.reader_id, ShelfItem.book_id).order_by(ShelfItem.reader_id)
+        ).all()
+    )
 
 
 def all_activity_versions(connection: Connection) -> tuple[np.ndarray, np.ndarray]:
     """(reader ids, sorted; their activity versions) of every reader."""
-    rows = connection.execute(
-        select(Reader.reader_id, Reader.activity_version).order_by(Reader.reader_id)
-    ).all()
-    array = np.asarray(rows, dtype=np.int64).reshape(-1, 2)
-    return np.ascontiguousarray(array[:, 0]), np.ascontiguousarray(array[:, 1])
+    return _integer_pairs(
+        connection.execute(
+            select(Reader.reader_id, Reader.activity_version).order_by(Reader.reader_id)
+        ).all()
+    )
+
+
+def _integer_pairs(rows: Sequence[Row[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    # the rows' values, flattened: np.asarray(rows) probes every Row for the array
+    # protocols first, through SQLAlchemy's missing-key path (0.5 s for 53k readers)
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows))
+    return np.ascontiguousarray(flat[0::2]), np.ascontiguousarray(flat[1::2])
 
 
 # ---------------------------------------------------------------------------------------------
