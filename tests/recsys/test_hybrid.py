@@ -12,6 +12,7 @@ import pytest
 
 from bookrec.recsys import components, hybrid, registry
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
+from bookrec.recsys.ease import EaseRecommender
 from bookrec.recsys.hybrid import HybridConfig, HybridRecommender
 from bookrec.recsys.popularity import PopularityRecommender
 
@@ -306,3 +307,16 @@ def test_validation_ndcg_matches_a_row_by_row_count() -> None:
         expected.append(dcg / ideal if wanted else 0.0)
     assert hybrid._ndcg_at_10(scores, relevant, seen) == pytest.approx(np.mean(expected))
     assert np.isnan(hybrid._ndcg_at_10(scores[:0], relevant[:0], seen[:0]))
+
+
+def test_the_search_keeps_its_best_in_memory_when_the_disk_is_full(
+    monkeypatch: pytest.MonkeyPatch, data: Interactions
+) -> None:
+    def full(self: object, directory: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    spilled = HybridRecommender(config()).fit(data, catalog())
+    monkeypatch.setattr(EaseRecommender, "save", full)
+    kept = HybridRecommender(config()).fit(data, catalog())
+    assert kept.validation["ease"] == spilled.validation["ease"]
+    assert np.array_equal(kept.weights, spilled.weights)

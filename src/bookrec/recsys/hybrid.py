@@ -285,9 +285,12 @@ class HybridRecommender(ScoringRecommender):
                 return False
             # The best so far waits on disk, memory-mapped (as a served model is), while the
             # next value is fitted: its weights (100 MB at 10k books) are not resident beside
-            # the fit's two n x n arrays, the training's peak.
-            model.save(spill / str(index))
-            best = (score, EaseRecommender.load(spill / str(index)))
+            # the fit's two n x n arrays, the training's peak. No room on disk: kept in memory.
+            try:
+                model.save(spill / str(index))
+                best = (score, EaseRecommender.load(spill / str(index)))
+            except OSError:
+                best = (score, model)
             return True
 
         try:
