@@ -75,7 +75,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,8 +232,9 @@ class Bench:
         report = measured.json_report()
         return _timings(measured, float(report["seconds"])) | {"rows": int(report["rows"])}
 
-    def imports(self, backend: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(first import, re-import) of the synthetic ratings into a fresh catalog database."""
+    @contextmanager
+    def _fresh_database(self, backend: str) -> Iterator[dict[str, str]]:
+        """The environment of a fresh, migrated database (dropped or deleted afterwards)."""
         from benchmarks.common import run_checked
 
         var_dir = self.workdir / f"var-{uuid.uuid4().hex[:8]}"
@@ -245,6 +247,18 @@ class Bench:
             env = self._env(url, var_dir)
         try:
             run_checked([self.bookrec, "db", "upgrade"], env=env, cwd=self.workdir)
+            yield env
+        finally:
+            shutil.rmtree(var_dir, ignore_errors=True)
+            if name is not None:
+                assert self.scratch is not None
+                self.scratch.drop(name)
+
+    def imports(self, backend: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(first import, re-import) of the synthetic ratings into a fresh catalog database."""
+        from benchmarks.common import run_checked
+
+        with self._fresh_database(backend) as env:
             run_checked(
                 [self.bookrec, "data", "import", str(self.catalog), "--json"],
                 env=env,
@@ -253,11 +267,6 @@ class Bench:
             argv = [self.bookrec, "data", "import", str(self.synth_dir), "--json"]
             first = self._import_result(self._measure(argv, env))
             again = self._import_result(self._measure(argv, env))
-        finally:
-            shutil.rmtree(var_dir, ignore_errors=True)
-            if name is not None:
-                assert self.scratch is not None
-                self.scratch.drop(name)
         return first, again
 
     def user_directory(self) -> Path:
@@ -275,25 +284,9 @@ class Bench:
     def whole_command(self, backend: str, directory: Path) -> dict[str, Any]:
         """`bookrec data import DIRECTORY` (catalog and ratings) from start to exit, into a
         fresh migrated database (the migration is set-up, not timed)."""
-        from benchmarks.common import run_checked
-
-        var_dir = self.workdir / f"var-{uuid.uuid4().hex[:8]}"
-        name = None
-        if backend == "sqlite":
-            env = self._env("", var_dir)
-        else:
-            assert self.scratch is not None
-            name, url = self.scratch.create()
-            env = self._env(url, var_dir)
-        try:
-            run_checked([self.bookrec, "db", "upgrade"], env=env, cwd=self.workdir)
+        with self._fresh_database(backend) as env:
             argv = [self.bookrec, "data", "import", str(directory), "--json"]
             measured = self._measure(argv, env)
-        finally:
-            shutil.rmtree(var_dir, ignore_errors=True)
-            if name is not None:
-                assert self.scratch is not None
-                self.scratch.drop(name)
         return self._import_result(measured) | {
             "books_written": int(measured.json_report()["written"].get("books", 0))
         }
