@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-
 #: IdMap.index answers this many ids or more from a table of positions (built once per map)
 DENSE_LOOKUP_MIN_QUERIES = 4096
 #: ... when the largest id is below this many times the number of ids (+ 65,536)
