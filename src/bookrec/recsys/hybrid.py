@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
-from bookrec.recsys import components
+from bookrec.recsys import components, metrics
 from bookrec.recsys.artifacts import read_artifact, read_manifest, write_artifact
 from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
@@ -90,7 +90,6 @@ def _ndcg_at_10(scores: np.ndarray, relevant: sp.csr_matrix, seen: sp.csr_matrix
     n = int(scores.shape[0])
     if n == 0:
         return float("nan")
-    discount = 1.0 / np.log2(np.arange(2, 12))
     total = 0.0
     for start in range(0, n, NDCG_BLOCK_ROWS):
         stop = min(start + NDCG_BLOCK_ROWS, n)
@@ -102,10 +101,7 @@ def _ndcg_at_10(scores: np.ndarray, relevant: sp.csr_matrix, seen: sp.csr_matrix
         top = np.take_along_axis(top, order, axis=1)
         wanted = relevant[start:stop]
         hits = np.asarray(wanted[np.arange(len(top))[:, None], top].todense()) > 0
-        dcg = (hits * discount).sum(axis=1)
-        counts = np.minimum(np.diff(wanted.indptr), 10)
-        ideal = np.cumsum(discount)[np.maximum(counts - 1, 0)]
-        total += float(np.where(counts > 0, dcg / ideal, 0.0).sum())
+        total += float(metrics.ndcg(hits, np.diff(wanted.indptr)).sum())
     return total / n
 
 
@@ -202,8 +198,7 @@ class HybridRecommender(ScoringRecommender):
             self._choose_ease_l2(train, catalog, seen, relevant)
         names = list(self.components)
         standardised = [_standardise(self._component_scores(name, seen)) for name in names]
-        everyone = np.arange(seen.shape[0])
-        overall, overall_score, singles = self._search(standardised, relevant, seen, everyone)
+        overall, overall_score, singles = self._search(standardised, relevant, seen, None)
         buckets = self._bucket_of(np.diff(seen.indptr))
         n_buckets = len(self.config.bucket_edges) + 2
         weights = np.tile(overall, (n_buckets, 1)).astype(np.float32)
@@ -327,18 +322,19 @@ class HybridRecommender(ScoringRecommender):
         standardised: list[np.ndarray],
         relevant: sp.csr_matrix,
         seen: sp.csr_matrix,
-        rows: np.ndarray,
+        rows: np.ndarray | None,
         start: np.ndarray | None = None,
         passes: int = 2,
     ) -> tuple[np.ndarray, float, list[float]]:
-        """Coordinate ascent over WEIGHT_GRID from the best single component (or `start`).
+        """Coordinate ascent over WEIGHT_GRID from the best single component (or `start`), on
+        the validation readers `rows` (None: all of them, without copying their scores).
 
         A change is kept only if it raises validation NDCG@10 by MIN_GAIN (relative), so
         noise does not buy a component weight. Returns weights, their score, single scores.
         """
-        everyone = len(rows) == standardised[0].shape[0]  # rows are sorted and unique
-        parts = standardised if everyone else [z[rows] for z in standardised]
-        relevant, seen = (relevant, seen) if everyone else (relevant[rows], seen[rows])
+        parts = standardised if rows is None else [z[rows] for z in standardised]
+        if rows is not None:
+            relevant, seen = relevant[rows], seen[rows]
 
         def score_of(candidate: np.ndarray) -> float:
             blend = np.zeros_like(parts[0])
