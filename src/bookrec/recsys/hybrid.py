@@ -264,23 +264,11 @@ class HybridRecommender(ScoringRecommender):
         grid = sorted(self.config.ease_l2_grid)
         tried: list[dict[str, Any]] = []
         best: tuple[float, EaseRecommender] | None = None
-        best_in_memory = False
         spill = Path(tempfile.mkdtemp(prefix="bookrec-ease-"))
 
         def better(index: int) -> bool:
             """Fit and score grid[index]; keep it if it beats the best so far."""
-            nonlocal best, best_in_memory
-            if best is not None and best_in_memory:
-                # The best so far waits on disk, memory-mapped (as a served model is), while
-                # this value is fitted: its weights (100 MB at 10k books) are not resident
-                # beside the fit's two n x n arrays, the training's peak. No room on disk:
-                # it stays in memory.
-                try:
-                    best[1].save(spill / str(index))
-                    best = (best[0], EaseRecommender.load(spill / str(index)))
-                except OSError:
-                    pass
-                best_in_memory = False
+            nonlocal best
             model = cast(EaseRecommender, components.build("ease", {**base, "l2": grid[index]}))
             model.fit(train, catalog)
             score = _ndcg_at_10(np.asarray(model.scores(seen), np.float32), relevant, seen)
@@ -290,7 +278,14 @@ class HybridRecommender(ScoringRecommender):
             )
             if best is not None and score <= best[0]:
                 return False
-            best, best_in_memory = (score, model), True
+            # The best so far waits on disk, memory-mapped (as a served model is), while the
+            # next value is fitted: its weights (100 MB at 10k books) are not resident beside
+            # the fit's two n x n arrays, the training's peak. No room on disk: kept in memory.
+            try:
+                model.save(spill / str(index))
+                best = (score, EaseRecommender.load(spill / str(index)))
+            except OSError:
+                best = (score, model)
             return True
 
         try:
