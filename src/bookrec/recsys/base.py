@@ -80,11 +80,57 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.n
     return candidates[order]
 
 
+#: `top_k_rows` on wide rows looks at every TOP_K_SAMPLE_STRIDE-th column first: the k-th best
+#: of those is at most the row's k-th best, so every book at or above it is a candidate, and
+#: only the candidates (~stride x k per row) are partitioned and sorted
+TOP_K_SAMPLE_STRIDE = 8
+
+
 def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the k best finite scores' indices and values (best first, ties to the lower
-    index, also at the cut); index -1 and value -inf pad rows with fewer finite scores."""
+    index, also at the cut); index -1 and value -inf pad rows with fewer finite scores.
+    NaN counts as -inf (the rows are changed in place)."""
+    scores[np.isnan(scores)] = -np.inf
+    k = min(k, scores.shape[1])
+    if k > 0 and scores.shape[1] >= 4 * TOP_K_SAMPLE_STRIDE * k:
+        return _top_k_of_candidates(scores, k)
+    return _top_k_dense(scores, k)
+
+
+def _top_k_of_candidates(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k_rows` through each row's candidates, packed left into a narrow matrix in column
+    order (so ties still go to the lower index); rows with more candidates than a quarter of
+    the width (many equal scores) are ranked whole."""
     n, width = scores.shape
-    k = min(k, width)
+    sample = scores[:, ::TOP_K_SAMPLE_STRIDE]
+    floor = -np.partition(-sample, k - 1, axis=1)[:, k - 1 : k]
+    # a sample with fewer than k finite scores: every finite score is a candidate
+    np.maximum(floor, np.finfo(scores.dtype).min, out=floor)
+    keep = scores >= floor
+    counts = keep.sum(axis=1)
+    crowded = np.flatnonzero(counts > width // 4)
+    keep[crowded] = False
+    counts[crowded] = 0
+    flat = np.flatnonzero(keep)  # row-major: each row's candidates in column order
+    rows, columns = np.divmod(flat, width)
+    position = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
+    narrow = max(int(counts.max(initial=0)), k)
+    values = np.full((n, narrow), -np.inf, dtype=scores.dtype)
+    values[rows, position] = scores.reshape(-1)[flat]
+    candidate_columns = np.zeros((n, narrow), dtype=np.int64)
+    candidate_columns[rows, position] = columns
+    picked, best = _top_k_dense(values, k)
+    picked = np.where(
+        picked >= 0, np.take_along_axis(candidate_columns, np.maximum(picked, 0), axis=1), -1
+    )
+    if len(crowded):
+        picked[crowded], best[crowded] = _top_k_dense(scores[crowded], k)
+    return picked, best
+
+
+def _top_k_dense(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k_rows` by partitioning every row whole."""
+    n, width = scores.shape
     kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
     above = scores > kth
     tied = scores == kth
@@ -96,8 +142,7 @@ def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if len(crowded):
         ties = tied[crowded]
         chosen[crowded] = above[crowded] | (ties & (np.cumsum(ties, axis=1) <= room[crowded, None]))
-    _, columns = np.nonzero(chosen)
-    picked = columns.reshape(n, k)
+    picked = (np.flatnonzero(chosen) % width).reshape(n, k)  # row-major: k per row
     values = np.take_along_axis(scores, picked, axis=1)
     order = np.lexsort((picked, -values), axis=1)
     picked = np.take_along_axis(picked, order, axis=1)
@@ -166,7 +211,8 @@ class ScoringRecommender:
         raise NotImplementedError
 
     def scores(self, histories: sp.csr_matrix) -> np.ndarray:
-        """Scores (n_histories x n_items, float32) for histories given as rows over the catalog."""
+        """Scores (n_histories x n_items, float32) for histories given as rows over the catalog:
+        a new array the caller may change, or a read-only view."""
         raise NotImplementedError
 
     def item_scores(self, item_index: int) -> np.ndarray:
@@ -242,7 +288,8 @@ class ScoringRecommender:
         exclude = exclude.tocsr() if exclude is not None else None
 
         def rank(start: int, stop: int) -> None:
-            scores = np.array(self.scores(histories[start:stop]), dtype=np.float32, copy=True)
+            # copied only when read-only (a view of the model's own scores)
+            scores = np.require(self.scores(histories[start:stop]), np.float32, ["C", "W"])
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
             for matrix in (histories, exclude):
@@ -250,7 +297,6 @@ class ScoringRecommender:
                     continue
                 block = matrix[start:stop].tocoo()
                 scores[block.row, block.col] = -np.inf
-            scores[np.isnan(scores)] = -np.inf
             take = min(k, scores.shape[1])
             indices[start:stop, :take], values[start:stop, :take] = top_k_rows(scores, take)
 
