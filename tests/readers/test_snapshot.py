@@ -1,6 +1,6 @@
 """The training snapshot reads every rating as stored, whichever way the database is read:
-SQLite's packed rows (with and without times, and the plain rows when ids are too wide to
-pack), PostgreSQL's `COPY`."""
+SQLite's packed rows joined into strings a range of readers at a time (with and without times,
+and the plain rows when ids are too wide to pack), PostgreSQL's `COPY`."""
 
 from __future__ import annotations
 
@@ -47,9 +47,12 @@ def test_every_rating_is_read_as_stored(imported: Engine) -> None:
         connection.rollback()
 
 
-def test_sqlite_packs_rows_and_falls_back_for_wide_ids(imported: Engine) -> None:
+def test_sqlite_packs_rows_and_falls_back_for_wide_ids(
+    imported: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if imported.dialect.name != "sqlite":
         pytest.skip("PostgreSQL is read with COPY")
+    monkeypatch.setattr(snapshot, "READERS_PER_STRING", 7)  # many strings, a short last one
     with imported.connect() as connection:
         connection.execute(text("PRAGMA foreign_keys=OFF"))  # only outside a transaction
         plain = snapshot._fetch_columns(connection, QUERY)
