@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares  # type: ignore[import-untyped]
 
+from bookrec.recsys import als
 from bookrec.recsys.als import REFIT_ITERATIONS, AlsConfig, AlsRecommender
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
 
@@ -151,6 +152,30 @@ def test_recommend_batch_equals_recommend(rank_model: tuple[AlsRecommender, Inte
         single = model.recommend(history, 5, exclude=np.array([0]))
         assert ids(single) == interactions.items.ids[top[row]].tolist()
         np.testing.assert_allclose([r.score for r in single], values[row], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("cg_steps", [als.FOLD_IN_CG_STEPS, 1])
+def test_a_bulk_fold_in_is_the_exact_solve(
+    rank_model: tuple[AlsRecommender, Interactions],
+    monkeypatch: pytest.MonkeyPatch,
+    cg_steps: int,
+) -> None:
+    """Many rows are solved by conjugate gradient, and the rows it leaves short of the
+    tolerance (all of them after a single step) exactly: the same factors as one at a time."""
+    model, interactions = rank_model
+    matrix = interactions.matrix()
+    assert matrix.shape[0] >= als.CG_ROWS
+    monkeypatch.setattr(als, "FOLD_IN_CG_STEPS", cg_steps)
+    bulk = model.user_vectors(matrix)
+    y = model.item_factors.astype(np.float64)
+    for row in (0, 150, 299):
+        rated = y[matrix[row].indices]
+        confidence = 2.0  # binary weighting: alpha x 1
+        system = y.T @ y + 0.05 * np.eye(16) + (confidence - 1) * rated.T @ rated
+        expected = np.linalg.solve(system, confidence * rated.sum(axis=0))
+        np.testing.assert_allclose(bulk[row], expected, rtol=1e-3, atol=1e-4)
+    one_by_one = np.vstack([model.user_vectors(matrix[row]) for row in range(0, 300, 7)])
+    np.testing.assert_allclose(bulk[::7], one_by_one, rtol=1e-3, atol=1e-4)
 
 
 def test_fitting_is_deterministic() -> None:
