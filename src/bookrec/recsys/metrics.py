@@ -70,8 +70,10 @@ def _relevant_pairs(relevant: Relevant, n_rows: int) -> tuple[np.ndarray, np.nda
         items = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
     if len(items) and items.min() < 0:
         raise ValueError("relevant item indices must be >= 0")
-    pairs = np.unique(np.stack([rows, items]), axis=1)
-    return pairs[0], pairs[1]
+    # one int64 key per pair: np.unique over a 1-d array, not over the columns of a 2-d one
+    width = int(items.max(initial=-1)) + 1
+    keys = np.unique(rows * width + items)
+    return keys // width, keys % width
 
 
 def hit_matrix(ranked: np.ndarray, relevant: Relevant) -> tuple[np.ndarray, np.ndarray]:
