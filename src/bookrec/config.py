@@ -86,6 +86,15 @@ class Settings(BaseSettings):
         validation_alias="BOOKREC_WORKER_THREADS",
         description="threads per API worker running request handlers (scoring, queries)",
     )
+    scoring_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        validation_alias="BOOKREC_SCORING_THREADS",
+        description="lists an API worker scores at once (the rest wait their turn): scoring is"
+        " CPU work, so lists scored side by side in one process share its core and each takes"
+        " longer; run more workers to use more cores",
+    )
     precompute_k: int = Field(
         50,
         ge=0,

@@ -1,11 +1,15 @@
 """RecommendationService, the one owner of a reader's list: the one-reader path, the bulk path
-and training's precomputed lists agree, and a write is never answered from a kept list."""
+and training's precomputed lists agree, a write is never answered from a kept list, and a
+worker scores no more lists at once than it is set to."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 from sqlalchemy import Engine
@@ -16,7 +20,7 @@ from bookrec.model_registry.registry import ModelRegistry
 from bookrec.readers import repository
 from bookrec.serving.engine import ServingEngine
 from bookrec.serving.precomputed import PrecomputedLists
-from bookrec.serving.service import ListRequest, ReaderRef, RecommendationService
+from bookrec.serving.service import Answer, ListRequest, Lookup, ReaderRef, RecommendationService
 from bookrec.training.service import train
 from tests.api.conftest import make_settings
 
@@ -92,3 +96,46 @@ def test_lists_of_an_older_layout_are_not_used(tmp_path: Path) -> None:
         },
     )
     assert PrecomputedLists.load(tmp_path / "lists") is None
+
+
+@pytest.mark.parametrize("scoring_threads", [1, 3])
+def test_lists_are_scored_at_most_scoring_threads_at_once(
+    service: RecommendationService, monkeypatch: pytest.MonkeyPatch, scoring_threads: int
+) -> None:
+    """Eight scored lists asked at once: the worker scores `scoring_threads` of them at a
+    time, each still gets its own list."""
+    service.scoring_threads = scoring_threads
+    service._scoring = None
+    running, most = 0, 0
+    lock = threading.Lock()
+    score = service.score
+
+    def counted(lookup: Lookup) -> Answer:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        try:
+            return score(lookup)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(service, "score", counted)
+    explained = ListRequest("personal", 10, explain=True)  # never precomputed: scored now
+
+    async def ask_all() -> list[Answer]:
+        answers: list[Answer] = []
+
+        async def ask(user: int) -> None:
+            answers.append(await service.answer_async(explained, ReaderRef(external_id=user)))
+
+        async with anyio.create_task_group() as group:
+            for user in USERS[:8]:
+                group.start_soon(ask, user)
+        return answers
+
+    answers = anyio.run(ask_all)
+    assert most == scoring_threads
+    assert len(answers) == 8 and {answer.source for answer in answers} == {"miss"}

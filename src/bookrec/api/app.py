@@ -50,8 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # scoring is CPU work: more threads than this only queue for the same cores
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
-        # every handler thread (and the refresher) keeps a connection: none is opened per request
-        engine = make_engine(settings.sqlalchemy_url, pool_size=settings.worker_threads + 2)
+        # every handler and scoring thread (and the refresher) keeps a connection: none is
+        # opened per request
+        engine = make_engine(
+            settings.sqlalchemy_url,
+            pool_size=settings.worker_threads + settings.scoring_threads + 2,
+        )
         serving = ServingEngine.of(settings, engine)
         serving.start()
         app.state.bookrec = AppState(

@@ -216,7 +216,16 @@ class ServingEngine:
         # a look-up on the event loop only when it is a local read (SQLite, no Redis)
         inline = engine.dialect.name == "sqlite" and not cache.needs_network
         versions = ActivityVersions(engine) if inline else None
-        service = RecommendationService(sessions, models, cards, cache, versions, store, exposures)
+        service = RecommendationService(
+            sessions,
+            models,
+            cards,
+            cache,
+            versions,
+            store,
+            exposures,
+            scoring_threads=settings.scoring_threads,
+        )
         refresher = Refresher(
             models,
             cards,

@@ -36,7 +36,7 @@ from typing import Literal, Protocol, cast
 
 import numpy as np
 import scipy.sparse as sp
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy.orm import Session
 
 from bookrec.catalog import service as catalog
@@ -189,6 +189,7 @@ class RecommendationService:
     `versions`, when given, reads activity versions on the event loop's own connection
     (SQLite without Redis: a local read, cheaper than a thread hop); `answer_async` then looks
     up on the loop. Every other look-up, and all scoring, use sessions (any thread).
+    `answer_async` scores at most `scoring_threads` lists at once; the others wait in turn.
     """
 
     def __init__(
@@ -200,6 +201,7 @@ class RecommendationService:
         versions: ActivityVersions | None = None,
         experiments: ExperimentStore | None = None,
         exposures: ExposureLog | None = None,
+        scoring_threads: int = 1,
     ) -> None:
         self.sessions = sessions
         self.models = models
@@ -209,6 +211,19 @@ class RecommendationService:
         self.experiments = experiments
         self.exposures = exposures
         self.changes = CatalogueChanges(sessions)
+        self.scoring_threads = scoring_threads
+        self._scoring: CapacityLimiter | None = None
+
+    def scoring_limiter(self) -> CapacityLimiter:
+        """Threads that may score lists at once (made on the event loop that first asks).
+
+        Scoring holds the GIL for much of its time and fills the CPU caches with the model's
+        rows: eight lists scored side by side in one worker cost ~2x the CPU of one after the
+        other and their p99 latency doubles (docs/benchmarks.md); a queue in front of one
+        thread answers the same requests sooner."""
+        if self._scoring is None:
+            self._scoring = CapacityLimiter(self.scoring_threads)
+        return self._scoring
 
     @property
     def lookups_inline(self) -> bool:
@@ -356,7 +371,8 @@ class RecommendationService:
             lookup = await to_thread.run_sync(self.find, request, reader)
         if lookup.answer is not None:
             return self._exposed(lookup, lookup.answer)
-        return self._exposed(lookup, await to_thread.run_sync(self.score, lookup))
+        scored = await to_thread.run_sync(self.score, lookup, limiter=self.scoring_limiter())
+        return self._exposed(lookup, scored)
 
     def answer_many(
         self, request: ListRequest, external_ids: Sequence[int]

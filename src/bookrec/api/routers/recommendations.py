@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from bookrec.api import access
 from bookrec.api.deps import RecommendationsDep
@@ -209,8 +209,11 @@ async def batch(
     response: Response,
     body: BatchRequest,
 ) -> BatchRecommendations:
-    version, answers, unknown = await run_in_threadpool(
-        recommendations.answer_many, ListRequest("personal", body.k), body.user_ids
+    version, answers, unknown = await to_thread.run_sync(
+        recommendations.answer_many,
+        ListRequest("personal", body.k),
+        body.user_ids,
+        limiter=recommendations.scoring_limiter(),
     )
     response.headers["X-Model-Version"] = str(version)
     return BatchRecommendations(
