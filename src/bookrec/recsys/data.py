@@ -121,8 +121,10 @@ class Texts:
     array, and decodes one string when asked."""
 
     def __init__(self, buffer: np.ndarray, offsets: np.ndarray) -> None:
-        self.buffer = buffer  # uint8
-        self.offsets = offsets  # int64, len + 1
+        # plain views of memory-mapped files: slicing a np.memmap costs a subclass per slice
+        self.buffer = np.asarray(buffer)  # uint8
+        self.offsets = np.asarray(offsets)  # int64, len + 1
+        self._bytes = memoryview(self.buffer)
 
     @classmethod
     def of(cls, strings: Sequence[str] | np.ndarray) -> Texts:
@@ -135,8 +137,8 @@ class Texts:
         return len(self.offsets) - 1
 
     def __getitem__(self, index: int) -> str:
-        start, end = int(self.offsets[index]), int(self.offsets[index + 1])
-        return self.buffer[start:end].tobytes().decode("utf-8")
+        start, end = self.offsets[index : index + 2]
+        return str(self._bytes[start:end], "utf-8")
 
     def __iter__(self) -> Iterator[str]:
         return (self[index] for index in range(len(self)))

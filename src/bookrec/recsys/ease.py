@@ -156,8 +156,8 @@ class EaseRecommender(ScoringRecommender):
         weighted = weigh(
             histories, self.config.weighting, self.config.min_rating, unliked=self._unliked
         )
-        if self.row_scale is not None:
-            weighted = sp.csr_matrix(weighted.multiply(self.row_scale[None, :]), dtype=np.float32)
+        if self.row_scale is not None:  # weigh made a copy: scaled in place, column by column
+            weighted.data *= self.row_scale[weighted.indices]
         return sparse_dense_product(weighted, self.weights)
 
     def item_scores(self, item_index: int) -> np.ndarray:
@@ -275,7 +275,11 @@ def _few_rows_product(rows: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
         _scratch.buffers = buffers
     gathered, converted = buffers
     out = np.zeros((rows.shape[0], width), dtype=np.float32)
-    weights = rows[:, used].tocsc()
+    # the rows' weights over the used dense rows, as a small dense matrix: each block is then
+    # one BLAS product (scipy's sparse product costs more to dispatch than to compute here)
+    weights = np.zeros((rows.shape[0], len(used)), dtype=np.float32)
+    row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    np.add.at(weights, (row_of, np.searchsorted(used, rows.indices)), rows.data)
     for start in range(0, len(used), GATHER_ROWS):
         block = used[start : start + GATHER_ROWS]
         np.take(dense, block, axis=0, out=gathered[: len(block)])
