@@ -124,7 +124,7 @@ class Texts:
         # plain views of memory-mapped files: slicing a np.memmap costs a subclass per slice
         self.buffer = np.asarray(buffer)  # uint8
         self.offsets = np.asarray(offsets)  # int64, len + 1
-        self._bytes = memoryview(self.buffer)
+        self._bytes = memoryview(self.buffer.data)
 
     @classmethod
     def of(cls, strings: Sequence[str] | np.ndarray) -> Texts:
