@@ -4,6 +4,8 @@ and the plain rows when ids are too wide to pack), PostgreSQL's `COPY`."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pytest
 from sqlalchemy import Connection, Engine, text
@@ -65,6 +67,16 @@ def test_sqlite_packs_rows_and_falls_back_for_wide_ids(
         packed = snapshot._fetch_sqlite_ratings(connection)
         assert packed is not None and (packed[3] == -1).all()
         assert np.array_equal(packed[0], plain[0]) and np.array_equal(packed[2], plain[2])
+
+        # strings longer than SQLite allows: the plain rows, the same ratings
+        raw = connection.connection.driver_connection
+        length = raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 200)
+        try:
+            assert snapshot._fetch_sqlite_ratings(connection) is None
+            loaded = snapshot.load_snapshot(connection).interactions
+            assert np.array_equal(_read(loaded), _stored(connection))
+        finally:
+            raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
 
         # a book id too wide to pack beside the reader id: the plain rows, the same ratings
         book = connection.exec_driver_sql("SELECT max(book_id) FROM books").scalar_one()

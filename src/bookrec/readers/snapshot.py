@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +95,7 @@ RATING_BITS = 3  # ratings are 1..5 (a check constraint)
 def _fetch_sqlite_ratings(connection: Connection) -> list[np.ndarray] | None:
     """(reader_id, book_id, rating, rated_at or -1) with the first three packed into one
     integer a row, and the time only when some rating has one; None when the ids are too
-    wide to pack."""
+    wide to pack or a range of readers' ratings is too long for one SQLite string."""
     bounds = connection.exec_driver_sql(
         "SELECT (SELECT min(reader_id) FROM readers), (SELECT max(reader_id) FROM readers),"
         " (SELECT min(book_id) FROM books), (SELECT max(book_id) FROM books)"
@@ -110,11 +111,14 @@ def _fetch_sqlite_ratings(connection: Connection) -> list[np.ndarray] | None:
     timed = connection.exec_driver_sql(
         "SELECT EXISTS (SELECT 1 FROM ratings WHERE rated_at IS NOT NULL)"
     ).scalar()
-    if timed:
-        keys, times = _fetch_joined(connection, [packed, "coalesce(rated_at, -1)"])
-    else:
-        (keys,) = _fetch_joined(connection, [packed])
-        times = np.full(len(keys), -1, dtype=np.int64)
+    try:
+        if timed:
+            keys, times = _fetch_joined(connection, [packed, "coalesce(rated_at, -1)"])
+        else:
+            (keys,) = _fetch_joined(connection, [packed])
+            times = np.full(len(keys), -1, dtype=np.int64)
+    except sqlite3.DataError:  # a string longer than SQLite allows (readers with huge histories)
+        return None
     return [
         keys >> reader_shift,
         (keys >> RATING_BITS) & ((1 << book_bits) - 1),
