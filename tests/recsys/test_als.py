@@ -255,6 +255,39 @@ def test_explain_names_the_closest_rated_books(clustered_model: AlsRecommender) 
     assert clustered_model.explain(ReaderHistory.empty(), 104) == []
 
 
+def test_a_list_is_explained_by_the_closest_factors_times_confidence(
+    rank_model: tuple[AlsRecommender, Interactions],
+) -> None:
+    """Each listed book's reasons, from one product for the whole list, are the history's
+    liked books with the largest cosine x confidence, computed here book by book."""
+    model, interactions = rank_model
+    rng = np.random.default_rng(4)
+    books = interactions.items.ids
+    for _ in range(5):
+        rated = rng.choice(books, 12, replace=False)
+        history = ReaderHistory(rated, rng.integers(1, 6, 12).astype(np.float32))
+        listed = [*rng.choice(books, 8, replace=False).tolist(), int(rated[0]), 10**9]
+        unit = model.item_factors / np.maximum(
+            np.linalg.norm(model.item_factors, axis=1, keepdims=True), 1e-30
+        )
+        expected = []
+        for book in listed:
+            if book not in set(books.tolist()):
+                expected.append([])
+                continue
+            target = unit[interactions.items.index([book])[0]]
+            scored = []
+            for rated_book, rating in zip(history.book_ids, history.ratings, strict=True):
+                row = interactions.items.index([rated_book])[0]
+                weight = 2.0 * (unit[row] @ target)  # binary weighting: confidence alpha x 1
+                if rated_book != book and rating >= 4 and weight > 0:
+                    scored.append((-weight, row, rated_book, rating))
+            expected.append(
+                [f'because you rated "book {b}" {r:g}★' for _, _, b, r in sorted(scored)[:3]]
+            )
+        assert model.explain_many(history, listed) == expected
+
+
 def test_weightings_and_min_rating() -> None:
     interactions = low_rank(users=120)
     for weighting in ("rating", "bm25"):

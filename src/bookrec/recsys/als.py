@@ -24,6 +24,7 @@ whose factors point closest to the book, weighted by their confidence.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -35,8 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from bookrec.recsys.artifacts import read_artifact, write_artifact
-from bookrec.recsys.base import ScoringRecommender, citable
+from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
+from bookrec.recsys.ease import because
 
 PARALLEL_ROWS = 64  # fold-in batches this large use every core
 #: fold-in batches this large are solved by conjugate gradient (`_fold_in_many`): this many
@@ -316,24 +318,32 @@ class AlsRecommender(ScoringRecommender):
 
     def explain(self, history: ReaderHistory, book_id: int) -> list[str]:
         """Up to 3 history books whose factors are closest to the book's, by cosine x weight."""
+        return self.explain_many(history, [book_id])[0]
+
+    def explain_many(self, history: ReaderHistory, book_ids: Sequence[int]) -> list[list[str]]:
+        """`explain` for a whole list: the history's confidences once, one product of unit
+        factors (history books x listed books)."""
         catalog = self.require_catalog()
-        index = int(catalog.items.index([book_id])[0])
-        if index < 0 or not len(history):
-            return []
+        targets = catalog.items.index(np.asarray(book_ids, dtype=np.int64))
+        if not len(history) or not len(targets):
+            return [[] for _ in book_ids]
         row = self.confidence(self.history_row(history))
         items, weights = row.indices, row.data
-        contribution = (self._unit_items[items] @ self._unit_items[index]) * weights
         positions = catalog.items.index(history.book_ids).tolist()
         rated = dict(zip(positions, np.asarray(history.ratings).tolist(), strict=True))
-        contribution[items == index] = 0
-        contribution[~citable(np.asarray([rated[int(item)] for item in items]))] = 0
-        reasons = []
-        for j in np.lexsort((items, -contribution))[:3]:
-            if contribution[j] <= 0:
-                break
-            item = int(items[j])
-            reasons.append(f'because you rated "{catalog.title_of(item)}" {float(rated[item]):g}★')
-        return reasons
+        ratings = np.asarray([rated[int(item)] for item in items], dtype=np.float64)
+        known = np.flatnonzero(targets >= 0)
+        # contributions[j, t] = cos(y_j, y_t) x c_j for history book j and listed book t
+        contributions = (self._unit_items[items] @ self._unit_items[targets[known]].T).astype(
+            np.float64
+        ) * weights[:, None]
+        column = np.cumsum(targets >= 0) - 1
+        return [
+            because(catalog, items, ratings, contributions[:, column[i]], int(target))
+            if target >= 0
+            else []
+            for i, target in enumerate(targets)
+        ]
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:
