@@ -84,7 +84,8 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
         validation_alias="BOOKREC_WORKER_THREADS",
-        description="threads per API worker running request handlers (scoring, queries)",
+        description="threads per API worker running request handlers (queries; lists are"
+        " scored on BOOKREC_SCORING_THREADS)",
     )
     scoring_threads: int = Field(
         1,

@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # scoring is CPU work: more threads than this only queue for the same cores
+        # handlers' threads (queries); scoring has its own, smaller limit (scoring_threads)
         to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         # every handler and scoring thread (and the refresher) keeps a connection: none is
         # opened per request
