@@ -36,9 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from bookrec.recsys.artifacts import read_artifact, write_artifact
-from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.base import ScoringRecommender, because
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
-from bookrec.recsys.ease import because
 
 PARALLEL_ROWS = 64  # fold-in batches this large use every core
 #: fold-in batches this large are solved by conjugate gradient (`_fold_in_many`): this many
@@ -93,6 +92,7 @@ class AlsRecommender(ScoringRecommender):
         self.idf = np.zeros(0, dtype=np.float32)  # bm25 only
         self.average_length = 1.0  # bm25 only: mean history weight of training readers
         self._unit_items = np.zeros((0, self.config.factors), dtype=np.float32)
+        self._regularized_gram = np.zeros((self.config.factors,) * 2, dtype=np.float32)
         self._model: Any = None
         self._model_single: Any = None
 
@@ -242,6 +242,11 @@ class AlsRecommender(ScoringRecommender):
         self.item_factors = item_factors
         norms = np.linalg.norm(item_factors, axis=1, keepdims=True)
         self._unit_items = (item_factors / np.where(norms > 0, norms, 1)).astype(np.float32)
+        # Y'Y + lambda I, the fold-in's shared part of every reader's system
+        self._regularized_gram = item_factors.T @ item_factors
+        self._regularized_gram[np.diag_indices_from(self._regularized_gram)] += (
+            self.config.regularization
+        )
         self.catalog = catalog
 
     # -- scoring -----------------------------------------------------------------------------
@@ -285,8 +290,6 @@ class AlsRecommender(ScoringRecommender):
         """|b_u - A_u x_u| / |b_u| per row, for A_u = Y'Y + Y'(C_u - I)Y + lambda I and
         b_u = Y'C_u p_u (every confidence here is positive, so p_u is 1 where c_u is set)."""
         items = self.item_factors
-        gram = items.T @ items
-        gram[np.diag_indices_from(gram)] += self.config.regularization
         rows = np.repeat(np.arange(confidences.shape[0]), np.diff(confidences.indptr))
         # y_i . x_u for every rating, 64k ratings at a time (a gather of their factor rows)
         predicted = np.empty(len(rows), dtype=np.float32)
@@ -300,7 +303,7 @@ class AlsRecommender(ScoringRecommender):
             (data - (data - 1) * predicted, confidences.indices, confidences.indptr),
             shape=confidences.shape,
         )
-        residual = np.asarray(weighted @ items) - vectors @ gram
+        residual = np.asarray(weighted @ items) - vectors @ self._regularized_gram
         target = np.linalg.norm(np.asarray(confidences @ items), axis=1)
         relative: np.ndarray = np.linalg.norm(residual, axis=1) / np.maximum(
             target, np.finfo(np.float32).tiny

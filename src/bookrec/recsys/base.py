@@ -24,6 +24,30 @@ def citable(ratings: np.ndarray) -> np.ndarray:
     return (ratings >= REASON_MIN_RATING) | (ratings <= 0)
 
 
+def because(
+    catalog: Catalog,
+    index: np.ndarray,
+    ratings: np.ndarray,
+    contributions: np.ndarray,
+    target: int,
+    suffix: str = "",
+    limit: int = 3,
+) -> list[str]:
+    """Sentences naming the liked history books that add most (and positively) to target's
+    score."""
+    useful = (contributions > 0) & (index != target) & citable(ratings)
+    index, ratings, contributions = index[useful], ratings[useful], contributions[useful]
+    order = np.lexsort((index, -contributions))[:limit]
+    return [reason(catalog.title_of(int(index[i])), float(ratings[i])) + suffix for i in order]
+
+
+def reason(title: str, rating: float) -> str:
+    """'because you rated "T" 5★', or 'because you read "T"' for a read without a rating."""
+    if rating > 0:
+        return f'because you rated "{title}" {rating:g}★'
+    return f'because you read "{title}"'
+
+
 @dataclass(frozen=True)
 class Recommendation:
     book_id: int

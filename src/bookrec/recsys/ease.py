@@ -31,8 +31,8 @@ weighting it counts `unliked_weight` (0.5 by default) in X instead of 1; Y is un
 On validation splits of movielens-small (five) and of the synthetic goodbooks-scale demo data
 this lifted NDCG@10 by 1.5–5 % over counting every rating alike (docs/benchmarks.md).
 
-The helpers at the end (the interaction matrix in catalog space, history weighting and the
-"because you rated" sentences) are shared with item-kNN.
+The helpers at the end (the interaction matrix in catalog space and history weighting) are
+shared with item-kNN.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.linalg import lapack
 
 from bookrec.recsys.artifacts import ArtifactError, read_artifact, write_artifact
-from bookrec.recsys.base import ScoringRecommender, citable
+from bookrec.recsys.base import ScoringRecommender, because
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
 from bookrec.recsys.parallel import for_row_blocks, worker_count
 
@@ -499,26 +499,3 @@ def history_weights(
     else:
         weights = np.where(keep, ratings, 0.0)
     return index, ratings, weights
-
-
-def because(
-    catalog: Catalog,
-    index: np.ndarray,
-    ratings: np.ndarray,
-    contributions: np.ndarray,
-    target: int,
-    suffix: str = "",
-    limit: int = 3,
-) -> list[str]:
-    """Sentences naming the liked history books that add most (and positively) to target's
-    score."""
-    useful = (contributions > 0) & (index != target) & citable(ratings)
-    index, ratings, contributions = index[useful], ratings[useful], contributions[useful]
-    order = np.lexsort((index, -contributions))[:limit]
-    return [reason(catalog.title_of(int(index[i])), float(ratings[i])) + suffix for i in order]
-
-
-def reason(title: str, rating: float) -> str:
-    if rating > 0:
-        return f'because you rated "{title}" {rating:g}★'
-    return f'because you read "{title}"'

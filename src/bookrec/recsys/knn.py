@@ -27,12 +27,11 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from bookrec.recsys.artifacts import read_artifact, write_artifact
-from bookrec.recsys.base import ScoringRecommender
+from bookrec.recsys.base import ScoringRecommender, because
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
 from bookrec.recsys.ease import (
     GRAM_BLOCK,
     Weighting,
-    because,
     history_weights,
     interaction_matrix,
     matrix_counts,
