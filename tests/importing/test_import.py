@@ -228,3 +228,55 @@ def test_movielens_imports(engine: Engine, movielens: Path) -> None:
         == csv_rows(movielens / "ratings.csv")
     )
     assert count(engine, "readers") == 671
+
+
+def stored_ratings(engine: Engine) -> dict[tuple[int, int], tuple[int, int | None]]:
+    """(user id in the file, book) -> (rating, rated_at) of every stored rating."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT u.external_id, r.book_id, r.rating, r.rated_at FROM ratings r "
+                "JOIN readers u USING (reader_id)"
+            )
+        ).all()
+    return {(user, book): (rating, at) for user, book, rating, at in rows}
+
+
+def file_ratings(path: Path) -> dict[tuple[int, int], tuple[int, int | None]]:
+    """What a ratings file says, a pair's last row winning."""
+    with path.open() as handle:
+        rows = list(csv.reader(handle))[1:]
+    return {
+        (int(row[0]), int(row[1])): (int(row[2]), int(row[3]) if len(row) > 3 else None)
+        for row in rows
+    }
+
+
+@pytest.mark.parametrize("layout", ["timed", "untimed", "too wide to pack"])
+def test_every_upsert_path_stores_the_file_and_counts_changes(
+    engine: Engine, small_dataset: Path, layout: str
+) -> None:
+    """SQLite packs a block's rows into one JSON array when their columns fit 63 bits (with
+    or without timestamps), else upserts row by row; PostgreSQL copies. Each stores what the
+    file says and keeps the upsert's counts: an unchanged re-import writes nothing, a changed
+    value writes one row, a pair listed twice keeps its last row."""
+    path = small_dataset / "ratings.csv"
+    with path.open() as handle:
+        rows = list(csv.reader(handle))
+    if layout == "untimed":
+        rows = [row[:3] for row in rows]
+    elif layout == "too wide to pack":  # a range of 2^62 seconds needs 63 bits alone
+        rows[1][3], rows[2][3] = "0", str(2**62)
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+    import_directory(engine, small_dataset)
+    assert stored_ratings(engine) == file_ratings(path)
+    assert import_directory(engine, small_dataset).written["ratings"] == 0
+
+    rows[1][2] = str(6 - int(rows[1][2]) if rows[1][2] != "3" else 4)
+    rows.append(rows[2])  # listed twice, the same values
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    assert import_directory(engine, small_dataset).written["ratings"] == 1
+    assert stored_ratings(engine) == file_ratings(path)

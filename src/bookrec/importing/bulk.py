@@ -11,8 +11,11 @@ are attached `NOT VALID` (enforced for every later write) instead of being re-pr
 another scan of millions of rows. A failure rolls everything back, constraints included.
 PostgreSQL, table with rows: binary `COPY` into a temporary table, then one set-based
 `INSERT ... ON CONFLICT DO UPDATE` that skips unchanged rows.
-SQLite: `executemany` upserts in one large transaction, foreign-key checks off for that
-connection (the importer has checked every key).
+SQLite: upserts in one large transaction, foreign-key checks off for that connection (the
+importer has checked every key). A block whose columns, each less its smallest value, fit one
+63-bit integer a row goes as one statement over a JSON array of those integers, unpacked by
+SQLite (`json_each`, shifts and masks): half the time of `executemany`, which builds, binds and
+steps a tuple per row. A block too wide to pack goes by `executemany`.
 
 On every path a (reader, book) pair listed twice keeps its last row, and rows already holding
 the same values are not rewritten, so a re-import changes nothing.
@@ -238,7 +241,8 @@ def _on_conflict(table: str, updates: list[str], differs: str) -> str:
 
 
 class SqliteWriter:
-    """Upserts each block with executemany inside the import's transaction."""
+    """Upserts each block inside the import's transaction: packed into one JSON array when
+    its columns fit 63 bits a row, else with executemany."""
 
     def __init__(
         self, connection: Connection, target: BigTable, source: BlockFile, readers: ReaderMap
@@ -249,21 +253,29 @@ class SqliteWriter:
         self._touched: list[np.ndarray] = []
         self._columns = [(c, f) for c, f in _row_columns(target, source) if f is not None]
         names = [c for c, _ in self._columns]
-        conflict = _on_conflict(target.name, names[2:], "IS NOT")
-        placeholders = ", ".join("?" * len(names))
-        self._sql = (
-            f"INSERT INTO {target.name} ({', '.join(names)}) VALUES ({placeholders}) "
-            f"ON CONFLICT (reader_id, book_id) {conflict}"
+        into = f"INSERT INTO {target.name} ({', '.join(names)})"
+        upsert = (
+            f"ON CONFLICT (reader_id, book_id) {_on_conflict(target.name, names[2:], 'IS NOT')}"
         )
+        self._sql = f"{into} VALUES ({', '.join('?' * len(names))}) {upsert}"
+        # column i of a packed row is ((value >> shift_i) & mask_i) + low_i, bound per block;
+        # "WHERE true" tells SQLite's parser that ON CONFLICT is the upsert's, not a join's
+        unpack = ", ".join(
+            f"((value >> ?{3 * i + 2}) & ?{3 * i + 3}) + ?{3 * i + 4}" for i in range(len(names))
+        )
+        self._packed_sql = f"{into} SELECT {unpack} FROM json_each(?1) WHERE true {upsert}"
         self.written = 0
         self.rows = 0
 
     def write(self, block: Block) -> None:
         readers, order = _key_order(self._readers, block)
-        values: list[Any] = [readers[order].tolist()]
-        values += [block.columns[f][order].tolist() for _, f in self._columns[1:] if f]
+        columns = [readers[order]] + [block.columns[f][order] for _, f in self._columns[1:] if f]
         self._readers.flush()
-        self._cursor.executemany(self._sql, zip(*values, strict=True))
+        packed = _packed_rows(columns)
+        if packed is None:
+            self._cursor.executemany(self._sql, zip(*(c.tolist() for c in columns), strict=True))
+        else:
+            self._cursor.execute(self._packed_sql, packed)
         changed = max(self._cursor.rowcount, 0)
         if changed:
             self._touched.append(self._readers.existing(readers))
@@ -277,6 +289,26 @@ class SqliteWriter:
 
     def abort(self, error: BaseException) -> None:
         self._cursor.close()
+
+
+def _packed_rows(columns: list[np.ndarray]) -> tuple[Any, ...] | None:
+    """Parameters of `SqliteWriter`'s packed statement: a JSON array of one integer a row
+    (each column less its smallest value, side by side in its bits, the first highest) and
+    each column's shift, mask and smallest value; None when they need more than 63 bits."""
+    if not len(columns[0]):
+        return None
+    lows = [int(c.min()) for c in columns]
+    widths = [(int(c.max()) - low).bit_length() for c, low in zip(columns, lows, strict=True)]
+    if sum(widths) > 63:
+        return None
+    packed = np.zeros(len(columns[0]), dtype=np.int64)
+    unpack: list[int] = []
+    shift = sum(widths)
+    for column, width, low in zip(columns, widths, lows, strict=True):
+        shift -= width
+        packed |= (column - low) << shift
+        unpack += [shift, (1 << width) - 1, low]
+    return ("[" + ",".join(map(str, packed.tolist())) + "]", *unpack)
 
 
 class PostgresWriter:

@@ -1,0 +1,49 @@
+"""SQLite's packed rows: each column less its smallest value, side by side in one integer,
+unpacked by shift, mask and that smallest value (as the packed statement does in SQL)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from bookrec.importing.bulk import _packed_rows
+
+
+def unpacked(packed: tuple[object, ...]) -> list[np.ndarray]:
+    text, *unpack = packed
+    assert isinstance(text, str)
+    values = np.asarray(json.loads(text), dtype=np.int64)
+    return [
+        ((values >> shift) & mask) + low
+        for shift, mask, low in zip(unpack[::3], unpack[1::3], unpack[2::3], strict=True)
+    ]
+
+
+def test_packed_rows_unpack_to_the_columns() -> None:
+    rng = np.random.default_rng(3)
+    columns = [
+        rng.integers(1, 2**14, 500),
+        rng.integers(2**31 - 2**14, 2**31, 500),  # wide ids, a narrow range
+        rng.integers(1, 6, 500),
+        rng.integers(1_400_000_000, 1_400_000_000 + 2**26, 500),  # timestamps of two years
+        np.full(500, 7),  # one value: no bits at all
+        rng.integers(-10, 10, 500),
+    ]
+    packed = _packed_rows(columns)
+    assert packed is not None
+    for got, column in zip(unpacked(packed), columns, strict=True):
+        np.testing.assert_array_equal(got, column)
+
+
+def test_rows_that_do_not_fit_63_bits_are_not_packed() -> None:
+    # ranges of 2^40, 2^20 and 4 need 41 + 21 + 3 = 65 bits; 40 + 20 + 3 = 63 fit
+    assert (
+        _packed_rows([np.asarray([0, 2**40]), np.asarray([3, 3 + 2**20]), np.asarray([1, 5])])
+        is None
+    )
+    fits = [np.asarray([0, 2**40 - 1]), np.asarray([3, 2**20 + 2]), np.asarray([1, 5])]
+    assert _packed_rows(fits) is not None
+    for got, column in zip(unpacked(_packed_rows(fits) or ()), fits, strict=True):
+        np.testing.assert_array_equal(got, column)
+    assert _packed_rows([np.zeros(0, np.int64), np.zeros(0, np.int64)]) is None
