@@ -4,10 +4,12 @@ unpacked by shift, mask and that smallest value (as the packed statement does in
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 
 import numpy as np
 
-from bookrec.importing.bulk import _packed_rows
+from bookrec.importing.bulk import _has_json_each, _packed_rows
 
 
 def unpacked(packed: tuple[object, ...]) -> list[np.ndarray]:
@@ -47,3 +49,11 @@ def test_rows_that_do_not_fit_63_bits_are_not_packed() -> None:
     for got, column in zip(unpacked(_packed_rows(fits) or ()), fits, strict=True):
         np.testing.assert_array_equal(got, column)
     assert _packed_rows([np.zeros(0, np.int64), np.zeros(0, np.int64)]) is None
+
+
+def test_the_json_probe_finds_json_each_in_this_sqlite() -> None:
+    """The probe's query must hold on an SQLite with JSON functions, or every import would
+    quietly take the slow path (they are built in since 3.38; this Python's is newer)."""
+    assert sqlite3.sqlite_version_info >= (3, 38)
+    with closing(sqlite3.connect(":memory:")) as connection:
+        assert _has_json_each(connection.cursor())

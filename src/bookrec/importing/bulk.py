@@ -15,7 +15,8 @@ SQLite: upserts in one large transaction, foreign-key checks off for that connec
 importer has checked every key). A block whose columns, each less its smallest value, fit one
 63-bit integer a row goes as one statement over a JSON array of those integers, unpacked by
 SQLite (`json_each`, shifts and masks): half the time of `executemany`, which builds, binds and
-steps a tuple per row. A block too wide to pack goes by `executemany`.
+steps a tuple per row. A block too wide to pack, or an SQLite built without its JSON functions
+(built in since 3.38), goes by `executemany`.
 
 On every path a (reader, book) pair listed twice keeps its last row, and rows already holding
 the same values are not rewritten, so a re-import changes nothing.
@@ -30,6 +31,7 @@ changes nothing moves no version. Readers the import creates start at a fresh ra
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import struct
 import time
 from dataclasses import dataclass
@@ -264,6 +266,7 @@ class SqliteWriter:
             f"((value >> ?{3 * i + 2}) & ?{3 * i + 3}) + ?{3 * i + 4}" for i in range(len(names))
         )
         self._packed_sql = f"{into} SELECT {unpack} FROM json_each(?1) WHERE true {upsert}"
+        self._packs = _has_json_each(self._cursor)
         self.written = 0
         self.rows = 0
 
@@ -271,7 +274,7 @@ class SqliteWriter:
         readers, order = _key_order(self._readers, block)
         columns = [readers[order]] + [block.columns[f][order] for _, f in self._columns[1:] if f]
         self._readers.flush()
-        packed = _packed_rows(columns)
+        packed = _packed_rows(columns) if self._packs else None
         if packed is None:
             self._cursor.executemany(self._sql, zip(*(c.tolist() for c in columns), strict=True))
         else:
@@ -289,6 +292,15 @@ class SqliteWriter:
 
     def abort(self, error: BaseException) -> None:
         self._cursor.close()
+
+
+def _has_json_each(cursor: Any) -> bool:
+    """Whether this SQLite has `json_each` (built in since 3.38; earlier, a compile option)."""
+    try:
+        cursor.execute("SELECT count(*) FROM json_each('[1]')").fetchall()
+    except sqlite3.OperationalError:  # "no such table: json_each"
+        return False
+    return True
 
 
 def _packed_rows(columns: list[np.ndarray]) -> tuple[Any, ...] | None:
