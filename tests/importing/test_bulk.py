@@ -9,7 +9,7 @@ from contextlib import closing
 
 import numpy as np
 
-from bookrec.importing.bulk import _has_json_each, _packed_rows
+from bookrec.importing.bulk import _has_json_each, _has_repeated_pair, _packed_rows
 
 
 def unpacked(packed: tuple[object, ...]) -> list[np.ndarray]:
@@ -57,3 +57,14 @@ def test_the_json_probe_finds_json_each_in_this_sqlite() -> None:
     assert sqlite3.sqlite_version_info >= (3, 38)
     with closing(sqlite3.connect(":memory:")) as connection:
         assert _has_json_each(connection.cursor())
+
+
+def test_a_pair_repeated_within_or_across_blocks_is_found() -> None:
+    def keys(*values: int) -> np.ndarray:
+        return np.asarray(values, dtype=np.int64)
+
+    assert not _has_repeated_pair([])
+    assert not _has_repeated_pair([keys(1, 5, 9), keys(2, 3), keys()])
+    assert _has_repeated_pair([keys(1, 5, 5, 9)])
+    assert _has_repeated_pair([keys(1, 5, 9), keys(0, 9)])
+    assert _has_repeated_pair([keys(2**40 + 3), keys(7), keys(2**40 + 3)])

@@ -283,3 +283,10 @@ def test_every_upsert_path_stores_the_file_and_counts_changes(
         csv.writer(handle, lineterminator="\n").writerows(rows)
     assert import_directory(engine, small_dataset).written["ratings"] == 1
     assert stored_ratings(engine) == file_ratings(path)
+
+    # listed twice: a different row first, then the row as stored; the last row wins
+    rows.insert(1, [rows[3][0], rows[3][1], "1" if rows[3][2] != "1" else "5", *rows[3][3:]])
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    import_directory(engine, small_dataset)
+    assert stored_ratings(engine) == file_ratings(path)

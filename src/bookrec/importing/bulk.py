@@ -10,7 +10,8 @@ the same transaction's books and readers and the value ranges, so the foreign ke
 are attached `NOT VALID` (enforced for every later write) instead of being re-proven by
 another scan of millions of rows. A failure rolls everything back, constraints included.
 PostgreSQL, table with rows: binary `COPY` into a temporary table, then one set-based
-`INSERT ... ON CONFLICT DO UPDATE` that skips unchanged rows.
+`INSERT ... ON CONFLICT DO UPDATE` of only the rows a hash join with the table finds new or
+changed (a re-import of millions of unchanged rows otherwise probes the key once per row).
 SQLite: upserts in one large transaction, foreign-key checks off for that connection (the
 importer has checked every key). A block whose columns, each less its smallest value, fit one
 63-bit integer a row goes as one statement over a JSON array of those integers, unpacked by
@@ -335,6 +336,7 @@ class PostgresWriter:
         self._target = target
         self._readers = readers
         self._touched: list[np.ndarray] = []
+        self._keys: list[np.ndarray] = []  # each block's (reader, book) keys, in key order
         self._columns = _row_columns(target, source)
         self._cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         self._cursor.execute(f"LOCK TABLE {target.name} IN SHARE ROW EXCLUSIVE MODE")
@@ -393,6 +395,8 @@ class PostgresWriter:
         self._copy.write(rows.tobytes())
         if self.direct:  # an empty table: every reader in the file gains rows
             self._touched.append(self._readers.existing(readers))
+        else:
+            self._keys.append((values["user_id"] << 32) | values["book_id"])
         self.rows += len(block)
 
     def abort(self, error: BaseException) -> None:
@@ -443,33 +447,42 @@ class PostgresWriter:
                 self._cursor.execute(ddl + " NOT VALID")
 
     def _merge(self) -> None:
-        from psycopg.errors import CardinalityViolation
-
         target, stage = self._target.name, f"stage_{self._target.name}"
         names = [c for c, f in self._columns if f is not None]
-        conflict = _on_conflict(target, names[2:], "IS DISTINCT FROM")
-        insert = f"INSERT INTO {target} ({', '.join(names)}) "
+        values = names[2:]
+        source = stage
+        if _has_repeated_pair(self._keys):
+            # the file names a (user, book) pair twice: keep the last row, as SQLite does
+            source = (
+                f"(SELECT DISTINCT ON (reader_id, book_id) {', '.join(names)} FROM {stage} "
+                "ORDER BY reader_id, book_id, ctid DESC)"
+            )
+        differs = " OR ".join(f"r.{c} IS DISTINCT FROM s.{c}" for c in values)
+        new_or_changed = (
+            f"SELECT {', '.join(f's.{c}' for c in names)} FROM {source} s "
+            f"LEFT JOIN {target} r USING (reader_id, book_id) "
+            f"WHERE r.reader_id IS NULL{' OR ' + differs if differs else ''}"
+        )
+        conflict = _on_conflict(target, values, "IS DISTINCT FROM")
         # the rows inserted or changed, and their readers' activity versions moved, at once
-        tail = (
-            f" ON CONFLICT (reader_id, book_id) {conflict} RETURNING reader_id), "
+        self._cursor.execute(
+            f"WITH changed AS (INSERT INTO {target} ({', '.join(names)}) {new_or_changed} "
+            f"ON CONFLICT (reader_id, book_id) {conflict} RETURNING reader_id), "
             "touched AS (UPDATE readers SET activity_version = activity_version + 1 "
             "WHERE reader_id IN (SELECT reader_id FROM changed) RETURNING 1) "
             "SELECT count(*) FROM changed"
         )
-        merge = "WITH changed AS (" + insert
-        self._cursor.execute("SAVEPOINT bulk_merge")
-        try:
-            self._cursor.execute(merge + f"SELECT {', '.join(names)} FROM {stage}" + tail)
-        except CardinalityViolation:
-            # the file names a (user, book) pair twice: keep the last row, as SQLite does
-            self._cursor.execute("ROLLBACK TO SAVEPOINT bulk_merge")
-            self._cursor.execute(
-                merge + f"SELECT DISTINCT ON (reader_id, book_id) {', '.join(names)} "
-                f"FROM {stage} ORDER BY reader_id, book_id, ctid DESC" + tail
-            )
         self.written = int(self._cursor.fetchone()[0])
-        self._cursor.execute("RELEASE SAVEPOINT bulk_merge")
         self._cursor.execute(f"DROP TABLE {stage}")
+
+
+def _has_repeated_pair(keys: list[np.ndarray]) -> bool:
+    """Whether any (reader, book) key occurs twice across blocks each sorted by key (a
+    stable sort merges those runs in about one pass)."""
+    if not keys:
+        return False
+    merged = np.sort(np.concatenate(keys), kind="stable")
+    return bool((merged[1:] == merged[:-1]).any())
 
 
 def _sql_type(column: str) -> str:
