@@ -461,7 +461,8 @@ class PostgresWriter:
         new_or_changed = (
             f"SELECT {', '.join(f's.{c}' for c in names)} FROM {source} s "
             f"LEFT JOIN {target} r USING (reader_id, book_id) "
-            f"WHERE r.reader_id IS NULL{' OR ' + differs if differs else ''}"
+            f"WHERE r.reader_id IS NULL{' OR ' + differs if differs else ''} "
+            "ORDER BY s.reader_id, s.book_id"
         )
         conflict = _on_conflict(target, values, "IS DISTINCT FROM")
         # the rows inserted or changed, and their readers' activity versions moved, at once
