@@ -134,6 +134,19 @@ def test_reimport_updates_changed_values(engine: Engine, small_dataset: Path) ->
     assert count(engine, "ratings") == csv_rows(path)
 
 
+def test_reimport_adds_only_new_shelf_pairs(engine: Engine, small_dataset: Path) -> None:
+    """The to-read file has no value to change: a re-import adds the pairs not yet shelved
+    (one row for a pair listed twice) and rewrites none of the others."""
+    first = import_directory(engine, small_dataset)
+    shelved = count(engine, "shelf")
+    with (small_dataset / "to_read.csv").open("a") as handle:
+        handle.write("1,299\n1,299\n2,15\n")  # a new pair twice; user 2 already has book 15
+    report = import_directory(engine, small_dataset)
+    assert set(report.written) == set(first.written)
+    assert sum(report.written.values()) == 1, report.written
+    assert count(engine, "shelf") == shelved + 1
+
+
 def test_bad_rating_fails_with_location_and_keeps_nothing(
     engine: Engine, small_dataset: Path, tmp_path: Path
 ) -> None:
