@@ -73,3 +73,27 @@ def test_the_server_has_no_outbound_http_client() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == "[]", loaded.stdout
+
+
+def test_a_nul_character_is_refused_in_the_query_and_in_json(bare_client: TestClient) -> None:
+    """API8: a NUL (which PostgreSQL cannot store in text) is a 422 on every database, not a
+    500 from deep inside a query; a JSON text that merely spells "\\u0000" is accepted."""
+    answers = [
+        bare_client.get("/api/v1/books?tag=%00"),
+        bare_client.get("/api/v1/books?q=dune%00"),
+        bare_client.post(
+            "/api/v1/auth/register", json={"email": "a\x00@example.org", "password": PASSWORD}
+        ),
+        bare_client.post(
+            "/api/v1/auth/login", json={"email": "a@example.org", "password": PASSWORD + "\x00"}
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert "NUL" in answer.json()["detail"]
+    spelled = bare_client.post(
+        "/api/v1/auth/register",
+        json={"email": "nul@example.org", "password": PASSWORD + "\\u0000"},
+    )
+    assert spelled.status_code == 201, spelled.text

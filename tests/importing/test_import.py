@@ -147,6 +147,22 @@ def test_reimport_adds_only_new_shelf_pairs(engine: Engine, small_dataset: Path)
     assert count(engine, "shelf") == shelved + 1
 
 
+def test_a_nul_byte_in_a_book_field_fails_with_its_place(
+    engine: Engine, small_dataset: Path
+) -> None:
+    """PostgreSQL cannot store a NUL in text: every backend refuses it, naming line and column."""
+    path = small_dataset / "books.csv"
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    title = rows[0].index("title")
+    rows[3][title] = "Dune\x00Messiah"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    with pytest.raises(ImportFailed, match=r"books.csv, line 4, column 'title'.*NUL byte"):
+        import_directory(engine, small_dataset)
+    assert count(engine, "books") == 0
+
+
 def test_bad_rating_fails_with_location_and_keeps_nothing(
     engine: Engine, small_dataset: Path, tmp_path: Path
 ) -> None:

@@ -18,7 +18,11 @@ from bookrec import __version__
 from bookrec.accounts.service import Authenticator
 from bookrec.api import exception_handlers
 from bookrec.api.limits import general_limit
-from bookrec.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from bookrec.api.middleware import (
+    BodySizeLimitMiddleware,
+    NulRefusalMiddleware,
+    RequestContextMiddleware,
+)
 from bookrec.api.ratelimit import RateLimiter
 from bookrec.api.routers import (
     activity,
@@ -83,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(general_limit)],
     )
     exception_handlers.install(app)
+    app.add_middleware(NulRefusalMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -129,9 +129,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response = problem(
         request,
         exc.status_code,
-        titles.get(exc.status_code, "HTTP error"),
+        getattr(exc, "title", None) or titles.get(exc.status_code, "HTTP error"),
         str(exc.detail),
-        f"http-{exc.status_code}",
+        getattr(exc, "type_slug", None) or f"http-{exc.status_code}",
     )
     if exc.headers:
         response.headers.update(exc.headers)

@@ -1,4 +1,5 @@
-"""Request ids, access logs, security headers and the body size cap, as pure ASGI middleware."""
+"""Request ids, access logs, security headers, the body size cap and the refusal of NUL
+characters, as pure ASGI middleware."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bookrec.api.exception_handlers import problem
 from bookrec.api.headers import HSTS_HEADER, NO_STORE_HEADER, SECURITY_HEADERS
+from bookrec.errors import InvalidInput
 from bookrec.observability.metrics import NO_VARIANT, RequestMetrics
 
 log = structlog.get_logger("bookrec.access")
@@ -200,3 +202,59 @@ class BodySizeLimitMiddleware:
         )
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+#: a JSON string's escaped NUL: "\u0000" not itself escaped (an even run of backslashes before)
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_DETAIL = "text must not contain NUL characters (U+0000)"
+
+
+class NulInBody(HTTPException):
+    """A JSON body with a NUL; an HTTPException so that FastAPI's body parsing lets it through
+    to the problem+json handler, which answers 422 as for any invalid input."""
+
+    title = InvalidInput.title
+    type_slug = InvalidInput.type_slug
+
+    def __init__(self) -> None:
+        super().__init__(422, NUL_DETAIL)
+
+
+class NulRefusalMiddleware:
+    """Refuse a NUL character in the path, the query or a JSON body with 422.
+
+    No text the service keeps or looks up may hold one (PostgreSQL cannot store it in text,
+    and no title, tag, e-mail or name has one), so it is refused here, the same on every
+    database, instead of failing deep inside a query. Other bodies (a CSV upload) are their
+    parsers' to check."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
+            response = problem(
+                Request(scope, receive), 422, InvalidInput.title, NUL_DETAIL, InvalidInput.type_slug
+            )
+            await response(scope, receive, send)
+            return
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if b"json" not in content_type:
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+
+        async def checking_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.extend(message.get("body", b""))
+                if not message.get("more_body", False) and (
+                    b"\x00" in body or _JSON_NUL.search(body)
+                ):
+                    raise NulInBody
+            return message
+
+        await self.app(scope, checking_receive, send)

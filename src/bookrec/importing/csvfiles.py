@@ -198,6 +198,8 @@ def read_rows(path: Path, columns: list[Column]) -> Iterator[tuple[int, dict[str
                 row: dict[str, Any] = {}
                 for column in wanted:
                     text = values[positions[column.name]].strip()
+                    if "\x00" in text:  # PostgreSQL cannot store it in text; never a real value
+                        raise ImportFailed(name, line, column.name, text, "contains a NUL byte")
                     if text == "":
                         if not column.nullable:
                             raise ImportFailed(name, line, column.name, text, "must not be empty")
