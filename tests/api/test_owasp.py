@@ -92,6 +92,9 @@ def test_a_nul_character_is_refused_in_the_query_and_in_json(bare_client: TestCl
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert "NUL" in answer.json()["detail"]
+    form = bare_client.post("/login", data={"email": "a\x00@example.org", "password": PASSWORD})
+    assert form.status_code == 422, form.text
+    assert form.headers["content-type"].startswith("text/html") and "NUL characters" in form.text
     spelled = bare_client.post(
         "/api/v1/auth/register",
         json={"email": "nul@example.org", "password": PASSWORD + "\\u0000"},

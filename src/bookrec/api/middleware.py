@@ -221,7 +221,7 @@ class NulInBody(HTTPException):
 
 
 class NulRefusalMiddleware:
-    """Refuse a NUL character in the path, the query or a JSON body with 422.
+    """Refuse a NUL character in the path, the query, a JSON body or a form with 422.
 
     No text the service keeps or looks up may hold one (PostgreSQL cannot store it in text,
     and no title, tag, e-mail or name has one), so it is refused here, the same on every
@@ -242,7 +242,11 @@ class NulRefusalMiddleware:
             await response(scope, receive, send)
             return
         content_type = dict(scope["headers"]).get(b"content-type", b"")
-        if b"json" not in content_type:
+        if b"json" in content_type:
+            holds_nul = _json_holds_nul
+        elif content_type.startswith(b"application/x-www-form-urlencoded"):
+            holds_nul = _form_holds_nul
+        else:
             await self.app(scope, receive, send)
             return
         body = bytearray()
@@ -251,10 +255,16 @@ class NulRefusalMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 body.extend(message.get("body", b""))
-                if not message.get("more_body", False) and (
-                    b"\x00" in body or _JSON_NUL.search(body)
-                ):
+                if not message.get("more_body", False) and holds_nul(body):
                     raise NulInBody
             return message
 
         await self.app(scope, checking_receive, send)
+
+
+def _json_holds_nul(body: bytearray) -> bool:
+    return b"\x00" in body or _JSON_NUL.search(body) is not None
+
+
+def _form_holds_nul(body: bytearray) -> bool:
+    return b"\x00" in body or b"%00" in body
