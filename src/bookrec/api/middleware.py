@@ -210,8 +210,9 @@ NUL_DETAIL = "text must not contain NUL characters (U+0000)"
 
 
 class NulInBody(HTTPException):
-    """A JSON body with a NUL; an HTTPException so that FastAPI's body parsing lets it through
-    to the problem+json handler, which answers 422 as for any invalid input."""
+    """A JSON or form body with a NUL; an HTTPException so that FastAPI's body parsing lets it
+    through to the app's handler, which answers 422 as for any invalid input (problem+json, or
+    the site's error page for a page's form)."""
 
     title = InvalidInput.title
     type_slug = InvalidInput.type_slug

@@ -214,9 +214,14 @@ def _key_order(readers: ReaderMap, block: Block) -> tuple[np.ndarray, np.ndarray
     presorted input in one pass); a stable sort keeps a repeated pair's rows in file order.
     """
     reader_ids = readers.resolve(block.columns["user_id"])
-    # both ids fit in 31 bits (int4 columns): one int64 key sorts much faster than lexsort
-    key = (reader_ids << 32) | block.columns["book_id"]
-    return reader_ids, np.argsort(key, kind="stable")
+    return reader_ids, np.argsort(_pair_key(reader_ids, block.columns["book_id"]), kind="stable")
+
+
+def _pair_key(reader_ids: np.ndarray, book_ids: np.ndarray) -> np.ndarray:
+    """One int64 per (reader, book) pair, ordered as the pairs: both ids fit in 31 bits (int4
+    columns), and one key sorts and compares much faster than two columns."""
+    key: np.ndarray = (reader_ids << 32) | book_ids
+    return key
 
 
 def _row_columns(target: BigTable, source: BlockFile) -> list[tuple[str, str | None]]:
@@ -396,7 +401,7 @@ class PostgresWriter:
         if self.direct:  # an empty table: every reader in the file gains rows
             self._touched.append(self._readers.existing(readers))
         else:
-            self._keys.append((values["user_id"] << 32) | values["book_id"])
+            self._keys.append(_pair_key(values["user_id"], values["book_id"]))
         self.rows += len(block)
 
     def abort(self, error: BaseException) -> None:
