@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -30,13 +30,14 @@ from bookrec.recsys.artifacts import read_artifact, read_manifest, write_artifac
 from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
 from bookrec.recsys.ease import EaseRecommender
+from bookrec.recsys.parallel import for_row_blocks
 from bookrec.recsys.splits import random_holdout
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 DEFAULT_COMPONENTS = ("ease", "itemknn", "als", "content", "popularity")
 MIN_GAIN = 0.003  # relative NDCG gain a weight change must bring on validation to be kept
 MIN_BUCKET_READERS = 200  # smaller buckets use the weights learned on all readers
-NDCG_BLOCK_ROWS = 512  # validation rows ranked at a time (memory: a block, not the matrix)
+NDCG_BLOCK_ROWS = 512  # validation rows blended and ranked at a time, per thread
 
 
 def _default_components() -> dict[str, dict[str, Any]]:
@@ -81,28 +82,58 @@ def _standardise(scores: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ndcg_at_10(scores: np.ndarray, relevant: sp.csr_matrix, seen: sp.csr_matrix) -> float:
-    """Mean NDCG@10 of score rows against relevant rows, never ranking seen items.
+class _Ranking:
+    """NDCG@10 of score matrices over one set of validation readers (rows of `relevant`).
 
-    Ranked a block of rows at a time: the validation's score matrices are hundreds of MB,
-    and a copy of one plus its argpartition's int64 indices set the training's peak memory.
+    The blend search ranks a few hundred score matrices of 2,000 readers x the catalogue, so
+    this is made for repeating: the relevant books are held once as a dense boolean matrix
+    (a gather per ranking instead of a sparse lookup), and blocks of rows are formed and
+    ranked on the row-block threads (a block, not the whole matrix, is held per thread).
     """
-    n = int(scores.shape[0])
-    if n == 0:
-        return float("nan")
-    total = 0.0
-    for start in range(0, n, NDCG_BLOCK_ROWS):
-        stop = min(start + NDCG_BLOCK_ROWS, n)
+
+    def __init__(self, relevant: sp.csr_matrix) -> None:
+        self.relevant = sp.csr_matrix(relevant).astype(bool).toarray()
+        self.n_relevant = np.diff(sp.csr_matrix(relevant).indptr)
+
+    def mean(self, block_of: Callable[[int, int], np.ndarray]) -> float:
+        """Mean NDCG@10 of the scores `block_of(start, stop)` gives for those rows, with
+        every book that must not be ranked (already seen) at -inf."""
+        n = len(self.relevant)
+        if n == 0:
+            return float("nan")
+        per_row = np.empty(n)
+
+        def rank(start: int, stop: int) -> None:
+            block = block_of(start, stop)
+            width = block.shape[1]
+            if width > 10:
+                top = np.argpartition(block, width - 10, axis=1)[:, width - 10 :]
+            else:
+                top = np.broadcast_to(np.arange(width), block.shape).copy()
+            order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1, kind="stable")
+            top = np.take_along_axis(top, order, axis=1)
+            hits = np.take_along_axis(self.relevant[start:stop], top, axis=1)
+            per_row[start:stop] = metrics.ndcg(hits, self.n_relevant[start:stop])
+
+        for_row_blocks(n, NDCG_BLOCK_ROWS, rank)
+        return float(per_row.mean())
+
+
+def _mask_seen(scores: np.ndarray, seen: sp.csr_matrix) -> None:
+    """Set the seen books' scores to -inf, in place."""
+    coo = seen.tocoo()
+    scores[coo.row, coo.col] = -np.inf
+
+
+def _ndcg_at_10(scores: np.ndarray, relevant: sp.csr_matrix, seen: sp.csr_matrix) -> float:
+    """Mean NDCG@10 of score rows against relevant rows, never ranking seen items."""
+
+    def masked(start: int, stop: int) -> np.ndarray:
         block = np.array(scores[start:stop], copy=True)
-        coo = seen[start:stop].tocoo()
-        block[coo.row, coo.col] = -np.inf
-        top = np.argpartition(-block, 9, axis=1)[:, :10]
-        order = np.argsort(-np.take_along_axis(block, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        wanted = relevant[start:stop]
-        hits = np.asarray(wanted[np.arange(len(top))[:, None], top].todense()) > 0
-        total += float(metrics.ndcg(hits, np.diff(wanted.indptr)).sum())
-    return total / n
+        _mask_seen(block, seen[start:stop])
+        return block
+
+    return _Ranking(relevant).mean(masked)
 
 
 def _merge_reasons(reasons: list[str], found: list[str]) -> None:
@@ -198,7 +229,9 @@ class HybridRecommender(ScoringRecommender):
             self._choose_ease_l2(train, catalog, seen, relevant)
         names = list(self.components)
         standardised = [_standardise(self._component_scores(name, seen)) for name in names]
-        overall, overall_score, singles = self._search(standardised, relevant, seen, None)
+        for part in standardised:  # weights are >= 0: a blend keeps the seen books at -inf
+            _mask_seen(part, seen)
+        overall, overall_score, singles = self._search(standardised, relevant, None)
         buckets = self._bucket_of(np.diff(seen.indptr))
         n_buckets = len(self.config.bucket_edges) + 2
         weights = np.tile(overall, (n_buckets, 1)).astype(np.float32)
@@ -214,7 +247,7 @@ class HybridRecommender(ScoringRecommender):
             if len(rows) < MIN_BUCKET_READERS:
                 continue
             weights[bucket], score, _ = self._search(
-                standardised, relevant, seen, rows, overall, passes=1
+                standardised, relevant, rows, overall, passes=1
             )
             report["buckets"][str(bucket)] = {"readers": len(rows), "ndcg@10": score}
         self.validation = {**self.validation, **report}
@@ -321,7 +354,6 @@ class HybridRecommender(ScoringRecommender):
         self,
         standardised: list[np.ndarray],
         relevant: sp.csr_matrix,
-        seen: sp.csr_matrix,
         rows: np.ndarray | None,
         start: np.ndarray | None = None,
         passes: int = 2,
@@ -329,19 +361,28 @@ class HybridRecommender(ScoringRecommender):
         """Coordinate ascent over WEIGHT_GRID from the best single component (or `start`), on
         the validation readers `rows` (None: all of them, without copying their scores).
 
-        A change is kept only if it raises validation NDCG@10 by MIN_GAIN (relative), so
-        noise does not buy a component weight. Returns weights, their score, single scores.
+        The components' scores come standardised, with the seen books at -inf. A change is
+        kept only if it raises validation NDCG@10 by MIN_GAIN (relative), so noise does not
+        buy a component weight. Returns weights, their score, single scores.
         """
         parts = standardised if rows is None else [z[rows] for z in standardised]
-        if rows is not None:
-            relevant, seen = relevant[rows], seen[rows]
+        ranking = _Ranking(relevant if rows is None else relevant[rows])
+        # one blend buffer and one scratch for every candidate: blocks of rows are written
+        # in place by the ranking's threads, no matrix-sized temporaries
+        blend, scratch = np.empty_like(parts[0]), np.empty_like(parts[0])
 
         def score_of(candidate: np.ndarray) -> float:
-            blend = np.zeros_like(parts[0])
-            for weight, part in zip(candidate, parts, strict=True):
-                if weight:
-                    blend += weight * part
-            return _ndcg_at_10(blend, relevant, seen)
+            used = [(weight, part) for weight, part in zip(candidate, parts, strict=True) if weight]
+
+            def blended(start: int, stop: int) -> np.ndarray:
+                out, term = blend[start:stop], scratch[start:stop]
+                np.multiply(used[0][1][start:stop], used[0][0], out=out)
+                for weight, part in used[1:]:
+                    np.multiply(part[start:stop], weight, out=term)
+                    out += term
+                return out
+
+            return ranking.mean(blended)
 
         singles = [score_of(np.eye(len(parts), dtype=np.float32)[i]) for i in range(len(parts))]
         weights = (
