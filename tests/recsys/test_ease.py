@@ -148,6 +148,40 @@ def test_liked_targets_from_ratings_and_the_fallback_without_any() -> None:
     np.testing.assert_allclose(fallback.weights, plain.fit(unrated, catalog()).weights)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # liked targets, ratings below 4★ counting half as inputs
+        {"targets": "all", "unliked_weight": 1.0},  # Steck's EASE
+        {"targets": "all"},
+        {"weighting": "rating", "targets": "all"},
+        {"min_rating": 3.0},
+    ],
+)
+def test_validation_scores_are_the_fitted_models_scores(
+    monkeypatch: pytest.MonkeyPatch, params: dict[str, object]
+) -> None:
+    """Scores formed without B (the hybrid's λ search) equal a float32 fit's, at every λ;
+    XᵀY is formed in chunks of a few columns here, as of CROSS_BLOCK columns per thread at
+    scale."""
+    monkeypatch.setattr(ease, "CROSS_BLOCK", 2)
+    rng = np.random.default_rng(5)
+    users, books = np.nonzero(rng.random((40, len(BOOKS))) < 0.45)
+    data = Interactions.from_ids(users, BOOKS.ids[books], rng.integers(1, 6, len(users)))
+    histories = sp.csr_matrix(
+        np.where(rng.random((7, len(BOOKS))) < 0.4, rng.integers(1, 6, (7, len(BOOKS))), 0),
+        dtype=np.float32,
+    )
+    config = EaseConfig(precision="float32", **params)  # type: ignore[arg-type]
+    validation = ease.ValidationScores(config, data, catalog(), histories)
+    for l2 in (0.5, 3.0, 40.0):
+        fitted = EaseRecommender(config.model_copy(update={"l2": l2})).fit(data, catalog())
+        assert validation.unliked_weight == fitted.unliked_weight
+        np.testing.assert_allclose(
+            validation.scores(l2), fitted.scores(histories), rtol=1e-4, atol=1e-5
+        )
+
+
 @pytest.mark.parametrize("targets", ["liked", "all"])
 def test_ratings_below_liked_count_less_as_inputs(targets: str) -> None:
     """unliked_weight w: X holds 1 per liked rating and w per other; B is the ridge fit of the
@@ -312,9 +346,13 @@ def test_int8_weights_are_the_float32_ones_quantised_and_score_alike() -> None:
 
 
 @pytest.mark.parametrize("readers", [1, 3, 64, 65, 300])
-def test_sparse_rows_times_int8_rows_equals_the_float_product(readers: int) -> None:
+def test_sparse_rows_times_int8_rows_equals_the_float_product(
+    monkeypatch: pytest.MonkeyPatch, readers: int
+) -> None:
     """Requests (≤ 64 rows: gathered GATHER_ROWS dense rows at a time into reused buffers)
-    and batches (block by block) both give rows @ dense in float32."""
+    and batches (a tile of columns at a time: 16, 16, 8 here) both give rows @ dense in
+    float32."""
+    monkeypatch.setattr(ease, "COLUMN_TILE", 16)
     rng = np.random.default_rng(readers)
     dense = rng.integers(-127, 128, (150, 40)).astype(np.int8)
     rows = sp.random(readers, 150, density=0.5, format="csr", dtype=np.float32, random_state=1)
@@ -326,4 +364,8 @@ def test_sparse_rows_times_int8_rows_equals_the_float_product(readers: int) -> N
     other = rng.integers(-127, 128, (150, 7)).astype(np.int8)  # another width: new buffers
     np.testing.assert_allclose(
         ease.sparse_dense_product(rows, other), rows.toarray() @ other.astype(np.float32), atol=1e-3
+    )
+    as_float = dense.astype(np.float32)
+    np.testing.assert_allclose(
+        ease.sparse_dense_product(rows, as_float), rows.toarray() @ as_float, rtol=1e-5, atol=1e-3
     )

@@ -4,15 +4,14 @@ popularity (+ content), and the whole blend round-trips through its artifact."""
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bookrec.recsys import components, hybrid, registry
+from bookrec.recsys import hybrid, registry
 from bookrec.recsys.data import Catalog, IdMap, Interactions, ReaderHistory
-from bookrec.recsys.ease import EaseRecommender
+from bookrec.recsys.ease import EaseRecommender, ValidationScores
 from bookrec.recsys.hybrid import HybridConfig, HybridRecommender
 from bookrec.recsys.popularity import PopularityRecommender
 
@@ -135,27 +134,32 @@ def test_the_l2_grid_is_climbed_with_fewer_fits(
     curve: dict[float, float],
     fitted: list[float],
     chosen: float,
-    tmp_path: Path,
 ) -> None:
-    """Validation NDCG as a function of λ (a stand-in for the real one): the search fits
-    the middle value, climbs towards the better neighbour and stops at the peak. The best
-    so far waits on disk and nothing is left there."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    built: list[float] = []
-    real_build = components.build
+    """Validation NDCG as a function of λ (a stand-in for the real one): the search scores
+    the middle value, climbs towards the better neighbour and stops at the peak; the refit
+    fits EASE once, with the chosen value."""
+    scored: list[float] = []
+    real_scores = ValidationScores.scores
 
-    def build(name: str, params: dict[str, object] | None) -> object:
-        if name == "ease" and params and "l2" in params:
-            built.append(float(params["l2"]))  # type: ignore[arg-type]
-        return real_build(name, params)
+    def scores(self: ValidationScores, l2: float) -> np.ndarray:
+        scored.append(l2)
+        return real_scores(self, l2)
 
-    monkeypatch.setattr(components, "build", build)
-    monkeypatch.setattr(hybrid, "_ndcg_at_10", lambda *_: curve[int(built[-1])] if built else 0.0)
+    monkeypatch.setattr(ValidationScores, "scores", scores)
+    monkeypatch.setattr(hybrid, "_ndcg_at_10", lambda *_: curve[int(scored[-1])] if scored else 0.0)
+    fits: list[float] = []
+    real_fit = EaseRecommender.fit
+
+    def fit(self: EaseRecommender, *args: object) -> EaseRecommender:
+        fits.append(self.config.l2)
+        return real_fit(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EaseRecommender, "fit", fit)
     model = HybridRecommender(config(ease_l2_grid=(5.0, 1.0, 3.0, 2.0, 4.0))).fit(data, catalog())
-    assert built == fitted
+    assert scored == fitted
     assert model.validation["ease"]["chosen"]["l2"] == chosen
     assert model.components["ease"].config.l2 == chosen
-    assert list(tmp_path.iterdir()) == []
+    assert fits == [chosen]
 
 
 def test_learned_weights_favour_co_occurrence_and_cold_start_is_popularity(
@@ -307,16 +311,3 @@ def test_validation_ndcg_matches_a_row_by_row_count() -> None:
         expected.append(dcg / ideal if wanted else 0.0)
     assert hybrid._ndcg_at_10(scores, relevant, seen) == pytest.approx(np.mean(expected))
     assert np.isnan(hybrid._ndcg_at_10(scores[:0], relevant[:0], seen[:0]))
-
-
-def test_the_search_keeps_its_best_in_memory_when_the_disk_is_full(
-    monkeypatch: pytest.MonkeyPatch, data: Interactions
-) -> None:
-    def full(self: object, directory: Path) -> None:
-        raise OSError(28, "No space left on device")
-
-    spilled = HybridRecommender(config()).fit(data, catalog())
-    monkeypatch.setattr(EaseRecommender, "save", full)
-    kept = HybridRecommender(config()).fit(data, catalog())
-    assert kept.validation["ease"] == spilled.validation["ease"]
-    assert np.array_equal(kept.weights, spilled.weights)

@@ -9,17 +9,15 @@ everything, except any whose weight is zero in every bucket: it is dropped (not 
 not saved). A reader with no history gets the cold-start blend (popularity + content).
 
 EASE's regularisation is chosen on the same validation split: the grid value scoring best
-alone, found by climbing the grid from its middle (`_choose_ease_l2`).
+alone, found by climbing the grid from its middle (`_ease_validation_scores`).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,7 +27,7 @@ from bookrec.recsys import components, metrics
 from bookrec.recsys.artifacts import read_artifact, read_manifest, write_artifact
 from bookrec.recsys.base import ScoringRecommender
 from bookrec.recsys.data import Catalog, Interactions, ReaderHistory
-from bookrec.recsys.ease import EaseRecommender
+from bookrec.recsys.ease import EaseConfig, ValidationScores
 from bookrec.recsys.parallel import for_row_blocks
 from bookrec.recsys.splits import random_holdout
 
@@ -181,9 +179,8 @@ class HybridRecommender(ScoringRecommender):
         )
         self.components = self._build()
         for name, model in self.components.items():
-            if name == "ease" and self._searches_ease_l2:
-                continue  # fitted once per candidate regularisation in _choose_ease_l2
-            model.fit(train, catalog)
+            if name != "ease":  # EASE is only scored here (`_ease_validation_scores`)
+                model.fit(train, catalog)
         self.validation = {}
         self.catalog = catalog
         self.weights = self._learn_weights(train, valid, catalog)
@@ -225,10 +222,14 @@ class HybridRecommender(ScoringRecommender):
         self, train: Interactions, valid: Interactions, catalog: Catalog
     ) -> np.ndarray:
         seen, relevant = self._validation_rows(train, valid, catalog)
-        if self._searches_ease_l2:
-            self._choose_ease_l2(train, catalog, seen, relevant)
         names = list(self.components)
-        standardised = [_standardise(self._component_scores(name, seen)) for name in names]
+        scores = {}
+        if "ease" in self.components:
+            scores["ease"] = self._ease_validation_scores(train, catalog, seen, relevant)
+        standardised = [
+            _standardise(scores.pop(name) if name in scores else self._component_scores(name, seen))
+            for name in names
+        ]
         for part in standardised:  # weights are >= 0: a blend keeps the seen books at -inf
             _mask_seen(part, seen)
         overall, overall_score, singles = self._search(standardised, relevant, None)
@@ -282,66 +283,58 @@ class HybridRecommender(ScoringRecommender):
         keep = train_rows >= 0
         return seen_all[train_rows[keep]], relevant_all[readers[keep]]
 
-    def _choose_ease_l2(
+    def _ease_validation_scores(
         self, train: Interactions, catalog: Catalog, seen: sp.csr_matrix, relevant: sp.csr_matrix
-    ) -> None:
-        """Pick EASE's regularisation on validation; the refit on all data keeps it.
+    ) -> np.ndarray:
+        """EASE's scores for the validation readers, at its regularisation chosen here (unless
+        given); the refit on all the data fits it with that value.
 
-        Each value is a full EASE fit (n³), so the grid is climbed rather than swept: the
-        middle value first, then its neighbours one way while they score better, and the other
-        way only if the first brought nothing. Validation NDCG is unimodal in λ in every run
-        measured, so this finds the sweep's choice with fewer fits (two of three when the
-        smallest value wins, as on movielens-small and the demo data).
+        Only these readers' scores are needed, so no B is formed (`ValidationScores`: XᵀY
+        once, then a Cholesky inverse and two products of the readers' rows per value). Each
+        value still costs an n³ inverse, so the grid is climbed rather than swept: the middle
+        value first, then its neighbours one way while they score better, and the other way
+        only if the first brought nothing. Validation NDCG is unimodal in λ in every run
+        measured, so this finds the sweep's choice with fewer inverses (two of three when
+        the smallest value wins, as on movielens-small and the demo data).
         """
         base = dict(self.config.components.get("ease", {}))
+        validation = ValidationScores(EaseConfig(**base), train, catalog, seen)
+        if not self._searches_ease_l2:
+            return validation.scores(EaseConfig(**base).l2)
         grid = sorted(self.config.ease_l2_grid)
         tried: list[dict[str, Any]] = []
-        best: tuple[float, EaseRecommender] | None = None
-        spill = Path(tempfile.mkdtemp(prefix="bookrec-ease-"))
+        best: tuple[float, int, np.ndarray] | None = None
 
         def better(index: int) -> bool:
-            """Fit and score grid[index]; keep it if it beats the best so far."""
+            """Score grid[index]; keep it if it beats the best so far."""
             nonlocal best
-            model = cast(EaseRecommender, components.build("ease", {**base, "l2": grid[index]}))
-            model.fit(train, catalog)
-            score = _ndcg_at_10(np.asarray(model.scores(seen), np.float32), relevant, seen)
+            scores = validation.scores(grid[index])
+            score = _ndcg_at_10(scores, relevant, seen)
             # the weight as fitted: 1 when the data has no liked (or no other) rating
             tried.append(
-                {"l2": grid[index], "unliked_weight": model.unliked_weight, "ndcg@10": score}
+                {"l2": grid[index], "unliked_weight": validation.unliked_weight, "ndcg@10": score}
             )
             if best is not None and score <= best[0]:
                 return False
-            # The best so far waits on disk, memory-mapped (as a served model is), while the
-            # next value is fitted: its weights (100 MB at 10k books) are not resident beside
-            # the fit's two n x n arrays, the training's peak. No room on disk: kept in memory.
-            try:
-                model.save(spill / str(index))
-                best = (score, EaseRecommender.load(spill / str(index)))
-            except OSError:
-                best = (score, model)
+            best = (score, index, scores)
             return True
 
-        try:
-            middle = len(grid) // 2
-            better(middle)
-            for step in (-1, 1):
-                index, moved = middle + step, False
-                while 0 <= index < len(grid) and better(index):
-                    index, moved = index + step, True
-                if moved:
-                    break
-        finally:
-            shutil.rmtree(spill, ignore_errors=True)  # a mapped file lives on until unmapped
+        middle = len(grid) // 2
+        better(middle)
+        for step in (-1, 1):
+            index, moved = middle + step, False
+            while 0 <= index < len(grid) and better(index):
+                index, moved = index + step, True
+            if moved:
+                break
         assert best is not None
-        chosen = best[1]
-        self.components["ease"] = chosen
+        chosen = grid[best[1]]
+        self.components["ease"] = components.build("ease", {**base, "l2": chosen})
         self.validation["ease"] = {
-            "chosen": {
-                "l2": chosen.config.l2,
-                "unliked_weight": chosen.unliked_weight,
-            },
+            "chosen": {"l2": chosen, "unliked_weight": validation.unliked_weight},
             "tried": tried,
         }
+        return best[2]
 
     def _default_weights(self, names: list[str], bucket: int) -> np.ndarray:
         """Cold start (no history): popularity, nudged by content once there is a profile."""
@@ -418,7 +411,9 @@ class HybridRecommender(ScoringRecommender):
             per_row = self.weights[buckets, index][:, None]
             if not per_row.any():
                 continue
-            total += per_row * _standardise(self._component_scores(name, histories))
+            standardised = _standardise(self._component_scores(name, histories))
+            standardised *= per_row  # in place: a batch's block is tens of MB
+            total += standardised
         return total
 
     def item_scores(self, item_index: int) -> np.ndarray:
