@@ -9,7 +9,9 @@ everything, except any whose weight is zero in every bucket: it is dropped (not 
 not saved). A reader with no history gets the cold-start blend (popularity + content).
 
 EASE's regularisation is chosen on the same validation split: the grid value scoring best
-alone, found by climbing the grid from its middle (`_ease_validation_scores`).
+alone, found by climbing the grid from its middle (`_ease_validation_scores`). EASE is not
+fitted on the training part at all: only the validation readers' scores are needed, and
+those are formed without its n x n weights (`ease.ValidationScores`).
 """
 
 from __future__ import annotations
