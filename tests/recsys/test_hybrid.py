@@ -311,3 +311,27 @@ def test_validation_ndcg_matches_a_row_by_row_count() -> None:
         expected.append(dcg / ideal if wanted else 0.0)
     assert hybrid._ndcg_at_10(scores, relevant, seen) == pytest.approx(np.mean(expected))
     assert np.isnan(hybrid._ndcg_at_10(scores[:0], relevant[:0], seen[:0]))
+
+
+def test_standardise_is_numpys_z_score_in_place_only_for_fresh_scores() -> None:
+    """Rows become (x - mean) / std exactly as numpy computes them (a row without spread:
+    zeros; -inf: the row's lowest finite score). A writeable float32 array is a component's
+    fresh scores and is reused; a read-only view of a model's own scores is left alone."""
+    rng = np.random.default_rng(4)
+    scores = (rng.standard_normal((40, 300)) * 30 + 5).astype(np.float32)
+    scores[1] = 2.0
+    scores[2, ::4] = -np.inf
+    filled = scores.copy()
+    filled[2, ::4] = filled[2][np.isfinite(filled[2])].min()
+    std = filled.std(axis=1, keepdims=True)
+    std[~(std > 0)] = 1.0
+    expected = (filled - filled.mean(axis=1, keepdims=True)) / std
+    view = scores.copy()
+    view.flags.writeable = False
+    assert np.array_equal(hybrid._standardise(view), expected)
+    assert np.array_equal(view, scores, equal_nan=True)  # untouched
+    fresh = np.delete(scores, 2, axis=0)  # all finite: standardised where it lies
+    out = hybrid._standardise(fresh)
+    assert out is fresh
+    assert np.array_equal(out, np.delete(expected, 2, axis=0))
+    assert not out[1].any()  # no spread: zeros

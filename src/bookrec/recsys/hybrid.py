@@ -68,16 +68,21 @@ def _cited_titles(reason: str) -> frozenset[str]:
 
 
 def _standardise(scores: np.ndarray) -> np.ndarray:
-    """Per-row z-scores (a new float32 array); rows with no spread become zeros."""
-    out = np.array(scores, dtype=np.float32, copy=True)
+    """Per-row z-scores as float32; rows with no spread become zeros.
+
+    A writeable float32 array is a component's fresh scores (a view of a model's own is
+    read-only), so it is standardised in place; anything else is copied first. The standard
+    deviation is numpy's, computed from the centred rows already at hand (`np.std` centres
+    a copy of its own).
+    """
+    out = np.require(scores, np.float32, ["C", "W"])
     if not np.isfinite(out).all():
         finite = np.isfinite(out)
         row_min = np.where(finite, out, np.inf).min(axis=1, keepdims=True)
         out = np.where(finite, out, np.where(np.isfinite(row_min), row_min, 0.0))
-    mean = out.mean(axis=1, keepdims=True)
-    std = out.std(axis=1, keepdims=True)
+    out -= out.mean(axis=1, keepdims=True)
+    std = np.sqrt(np.square(out).sum(axis=1, keepdims=True) / out.shape[1])
     std[~(std > 0)] = 1.0
-    out -= mean
     out /= std
     return out
 
