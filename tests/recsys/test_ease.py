@@ -155,6 +155,7 @@ def test_liked_targets_from_ratings_and_the_fallback_without_any() -> None:
         {"targets": "all", "unliked_weight": 1.0},  # Steck's EASE
         {"targets": "all"},
         {"weighting": "rating", "targets": "all"},
+        {"weighting": "rating"},  # rating-weighted inputs, liked targets
         {"min_rating": 3.0},
     ],
 )

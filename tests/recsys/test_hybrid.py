@@ -162,6 +162,27 @@ def test_the_l2_grid_is_climbed_with_fewer_fits(
     assert fits == [chosen]
 
 
+def test_a_given_l2_is_scored_once_and_fitted_once(
+    monkeypatch: pytest.MonkeyPatch, data: Interactions
+) -> None:
+    """EASE params with an l2 (`bookrec tune`'s): no search, the validation readers are scored
+    at that value, and the refit fits EASE once with it."""
+    scored: list[float] = []
+    real_scores = ValidationScores.scores
+
+    def scores(self: ValidationScores, l2: float) -> np.ndarray:
+        scored.append(l2)
+        return real_scores(self, l2)
+
+    monkeypatch.setattr(ValidationScores, "scores", scores)
+    components = {"ease": {"l2": 50.0}, "itemknn": {"neighbours": 20}, "popularity": {}}
+    model = HybridRecommender(config(components=components)).fit(data, catalog())
+    assert scored == [50.0]
+    assert "ease" not in model.validation
+    assert model.components["ease"].config.l2 == 50.0
+    assert model.validation["single_ndcg@10"]["ease"] > 0.5
+
+
 def test_learned_weights_favour_co_occurrence_and_cold_start_is_popularity(
     model: HybridRecommender,
 ) -> None:
