@@ -120,6 +120,34 @@ def test_validation_report_has_single_scores_and_the_chosen_ease_l2(
     assert model.components["ease"].unliked_weight == chosen["unliked_weight"]
 
 
+@pytest.fixture
+def scored_l2(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Each λ EASE's validation readers are scored at, in order."""
+    scored: list[float] = []
+    real_scores = ValidationScores.scores
+
+    def scores(self: ValidationScores, l2: float) -> np.ndarray:
+        scored.append(l2)
+        return real_scores(self, l2)
+
+    monkeypatch.setattr(ValidationScores, "scores", scores)
+    return scored
+
+
+@pytest.fixture
+def fitted_l2(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Each λ an EASE model is fitted with, in order."""
+    fits: list[float] = []
+    real_fit = EaseRecommender.fit
+
+    def fit(self: EaseRecommender, *args: object) -> EaseRecommender:
+        fits.append(self.config.l2)
+        return real_fit(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EaseRecommender, "fit", fit)
+    return fits
+
+
 @pytest.mark.parametrize(
     ("curve", "fitted", "chosen"),
     [
@@ -131,6 +159,8 @@ def test_validation_report_has_single_scores_and_the_chosen_ease_l2(
 def test_the_l2_grid_is_climbed_with_fewer_fits(
     monkeypatch: pytest.MonkeyPatch,
     data: Interactions,
+    scored_l2: list[float],
+    fitted_l2: list[float],
     curve: dict[float, float],
     fitted: list[float],
     chosen: float,
@@ -138,46 +168,25 @@ def test_the_l2_grid_is_climbed_with_fewer_fits(
     """Validation NDCG as a function of λ (a stand-in for the real one): the search scores
     the middle value, climbs towards the better neighbour and stops at the peak; the refit
     fits EASE once, with the chosen value."""
-    scored: list[float] = []
-    real_scores = ValidationScores.scores
-
-    def scores(self: ValidationScores, l2: float) -> np.ndarray:
-        scored.append(l2)
-        return real_scores(self, l2)
-
-    monkeypatch.setattr(ValidationScores, "scores", scores)
-    monkeypatch.setattr(hybrid, "_ndcg_at_10", lambda *_: curve[int(scored[-1])] if scored else 0.0)
-    fits: list[float] = []
-    real_fit = EaseRecommender.fit
-
-    def fit(self: EaseRecommender, *args: object) -> EaseRecommender:
-        fits.append(self.config.l2)
-        return real_fit(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(EaseRecommender, "fit", fit)
+    monkeypatch.setattr(
+        hybrid, "_ndcg_at_10", lambda *_: curve[int(scored_l2[-1])] if scored_l2 else 0.0
+    )
     model = HybridRecommender(config(ease_l2_grid=(5.0, 1.0, 3.0, 2.0, 4.0))).fit(data, catalog())
-    assert scored == fitted
+    assert scored_l2 == fitted
     assert model.validation["ease"]["chosen"]["l2"] == chosen
     assert model.components["ease"].config.l2 == chosen
-    assert fits == [chosen]
+    assert fitted_l2 == [chosen]
 
 
 def test_a_given_l2_is_scored_once_and_fitted_once(
-    monkeypatch: pytest.MonkeyPatch, data: Interactions
+    data: Interactions, scored_l2: list[float], fitted_l2: list[float]
 ) -> None:
     """EASE params with an l2 (`bookrec tune`'s): no search, the validation readers are scored
     at that value, and the refit fits EASE once with it."""
-    scored: list[float] = []
-    real_scores = ValidationScores.scores
-
-    def scores(self: ValidationScores, l2: float) -> np.ndarray:
-        scored.append(l2)
-        return real_scores(self, l2)
-
-    monkeypatch.setattr(ValidationScores, "scores", scores)
     components = {"ease": {"l2": 50.0}, "itemknn": {"neighbours": 20}, "popularity": {}}
     model = HybridRecommender(config(components=components)).fit(data, catalog())
-    assert scored == [50.0]
+    assert scored_l2 == [50.0]
+    assert fitted_l2 == [50.0]
     assert "ease" not in model.validation
     assert model.components["ease"].config.l2 == 50.0
     assert model.validation["single_ndcg@10"]["ease"] > 0.5

@@ -305,7 +305,7 @@ class ScoringRecommender:
 
         Items in a row's history or `exclude` row never appear; `allowed` masks items for all.
         Rows are scored `chunk` at a time on each thread: a hybrid's chunk holds a few
-        chunk x items arrays at once (80 MB each for 2,048 readers of 10k books).
+        chunk x items arrays at once (40 MB each for 1,024 readers of 10k books).
         """
         n = histories.shape[0]
         indices = np.full((n, k), -1, dtype=np.int64)

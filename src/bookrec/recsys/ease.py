@@ -38,7 +38,7 @@ shared with item-kNN.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -281,15 +281,9 @@ class ValidationScores:
             del inverse
             projected /= -diagonal[np.newaxis, :]
             return np.asarray(projected + self.histories.toarray(), dtype=np.float32)
-        n = len(diagonal)
         scores = np.empty_like(projected)
         gamma = np.empty_like(diagonal)
-        chunk = CROSS_BLOCK * worker_count()
-        cross = np.empty((min(chunk, n), n), dtype=np.float32)  # (XᵀY)ᵀ[chunk]
-        for first in range(0, n, chunk):
-            last = min(first + chunk, n)
-            part = cross[: last - first]
-            _fill_cross(self.targets_by_item, self.matrix, first, part)
+        for first, last, part in _cross_chunks(self.matrix, self.targets_by_item):
             gamma[first:last] = np.einsum("ij,ij->i", inverse[first:last], part)  # (P·XᵀY)_jj
             np.matmul(projected, part.T, out=scores[:, first:last])
         del inverse
@@ -363,10 +357,10 @@ def quantise_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     quantised = np.empty(weights.shape, dtype=np.int8)
     for start in range(0, len(weights), SYMMETRIZE_BLOCK):  # no full-size float temporaries
         stop = start + SYMMETRIZE_BLOCK
-        block = weights[start:stop]
-        scale[start:stop] = np.maximum(block.max(axis=1), -block.min(axis=1)) / 127
-        scale[start:stop][~(scale[start:stop] > 0)] = 1.0
-        quantised[start:stop] = np.rint(block / scale[start:stop, None])
+        block, block_scale = weights[start:stop], scale[start:stop]
+        block_scale[:] = np.maximum(block.max(axis=1), -block.min(axis=1)) / 127
+        block_scale[~(block_scale > 0)] = 1.0
+        quantised[start:stop] = np.rint(block / block_scale[:, None])
     return quantised, scale.astype(np.float32)
 
 
@@ -418,19 +412,16 @@ def _weights_for_targets(
 ) -> np.ndarray:
     """B = C − P diag(C_jj / P_jj) with C = P XᵀY, written column block by column block.
 
-    XᵀY's columns are formed as rows of (XᵀY)ᵀ = YᵀX, a chunk at a time (`_fill_cross`),
-    then multiplied by P (BLAS, every core).
+    XᵀY's columns are formed a chunk at a time (`_cross_chunks`), then multiplied by P (BLAS,
+    every core).
     """
     n = inverse.shape[0]
-    matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    targets_by_item = sp.csr_matrix(targets.T, dtype=np.float32)
     weights = np.empty((n, n), dtype=np.float32)
-    chunk = CROSS_BLOCK * worker_count()
-    cross = np.empty((min(chunk, n), n), dtype=np.float32)  # (XᵀY)ᵀ[chunk]
-    for first in range(0, n, chunk):
-        last = min(first + chunk, n)
-        _fill_cross(targets_by_item, matrix, first, cross[: last - first])
-        np.matmul(inverse, cross[: last - first].T, out=weights[:, first:last])
+    targets_by_item = sp.csr_matrix(targets.T, dtype=np.float32)
+    for first, last, part in _cross_chunks(
+        sp.csr_matrix(matrix, dtype=np.float32), targets_by_item
+    ):
+        np.matmul(inverse, part.T, out=weights[:, first:last])
     columns = np.arange(n)
     gamma = weights[columns, columns] / inverse[columns, columns]
     for start in range(0, n, SYMMETRIZE_BLOCK):  # no full-size float temporaries
@@ -440,23 +431,30 @@ def _weights_for_targets(
     return weights
 
 
-def _fill_cross(
-    targets_by_item: sp.csr_matrix, matrix: sp.csr_matrix, first: int, out: np.ndarray
-) -> None:
-    """Rows first.. of YᵀX into `out`, CROSS_BLOCK rows per sparse product on the row-block
-    threads.
+def _cross_chunks(
+    matrix: sp.csr_matrix, targets_by_item: sp.csr_matrix
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(first, last, rows first:last of YᵀX = columns of XᵀY), CROSS_BLOCK rows per thread at
+    a time; the chunk's buffer is reused, so each is valid until the next.
 
-    scipy's sparse product runs on one core, so blocks are formed on several threads at once.
-    They are formed as rows of YᵀX, which scipy writes straight into a C-ordered buffer
-    (columns of XᵀY into a Fortran one went through a CSC copy of each nearly dense block:
-    160 MB more at the training's peak).
+    scipy's sparse product runs on one core, so a chunk's blocks are formed on the row-block
+    threads at once. They are formed as rows of YᵀX, which scipy writes straight into a
+    C-ordered buffer (columns of XᵀY into a Fortran one went through a CSC copy of each nearly
+    dense block: 160 MB more at the training's peak).
     """
+    n = matrix.shape[1]
+    chunk = CROSS_BLOCK * worker_count()
+    cross = np.empty((min(chunk, n), n), dtype=np.float32)
+    for first in range(0, n, chunk):
+        last = min(first + chunk, n)
+        part = cross[: last - first]
 
-    def fill(start: int, stop: int) -> None:
-        part = targets_by_item[first + start : first + stop] @ matrix
-        sp.csr_matrix(part).toarray(out=out[start:stop])
+        def fill(start: int, stop: int, first: int = first, part: np.ndarray = part) -> None:
+            product = targets_by_item[first + start : first + stop] @ matrix
+            sp.csr_matrix(product).toarray(out=part[start:stop])
 
-    for_row_blocks(len(out), CROSS_BLOCK, fill)
+        for_row_blocks(last - first, CROSS_BLOCK, fill)
+        yield first, last, part
 
 
 def gram_matrix(matrix: sp.csr_matrix, lower_only: bool = False) -> np.ndarray:

@@ -230,13 +230,19 @@ class HybridRecommender(ScoringRecommender):
     ) -> np.ndarray:
         seen, relevant = self._validation_rows(train, valid, catalog)
         names = list(self.components)
-        scores = {}
-        if "ease" in self.components:
-            scores["ease"] = self._ease_validation_scores(train, catalog, seen, relevant)
+        # EASE's search first: its n x n arrays are not held beside the others' scores
+        ease = (
+            self._ease_validation_scores(train, catalog, seen, relevant)
+            if "ease" in self.components
+            else None
+        )
         standardised = [
-            _standardise(scores.pop(name) if name in scores else self._component_scores(name, seen))
+            _standardise(
+                ease if name == "ease" and ease is not None else self._component_scores(name, seen)
+            )
             for name in names
         ]
+        del ease
         for part in standardised:  # weights are >= 0: a blend keeps the seen books at -inf
             _mask_seen(part, seen)
         overall, overall_score, singles = self._search(standardised, relevant, None)
@@ -296,9 +302,9 @@ class HybridRecommender(ScoringRecommender):
         """EASE's scores for the validation readers, at its regularisation chosen here (unless
         given); the refit on all the data fits it with that value.
 
-        Only these readers' scores are needed, so no B is formed (`ValidationScores`: XᵀY
-        once, then a Cholesky inverse and two products of the readers' rows per value). Each
-        value still costs an n³ inverse, so the grid is climbed rather than swept: the middle
+        Only these readers' scores are needed, so no B is formed (`ValidationScores`: per
+        value a Cholesky inverse, then the readers' rows times it and times XᵀY). Each value
+        still costs an n³ inverse, so the grid is climbed rather than swept: the middle
         value first, then its neighbours one way while they score better, and the other way
         only if the first brought nothing. Validation NDCG is unimodal in λ in every run
         measured, so this finds the sweep's choice with fewer inverses (two of three when
